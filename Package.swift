@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimise: [SwiftSetting] = []
+
+let package = Package(
+    name: "GumbelSinkhorn",
+    products: [
+        .library(name: "TensorKit", targets: ["TensorKit"]),
+        .library(name: "Permutations", targets: ["Permutations"]),
+        .library(name: "NeuralNet", targets: ["NeuralNet"]),
+        .library(name: "Jigsaw", targets: ["Jigsaw"]),
+        .library(name: "HTTPCore", targets: ["HTTPCore"]),
+        .library(name: "PuzzleService", targets: ["PuzzleService"]),
+        .executable(name: "jigsaw-server", targets: ["jigsaw-server"]),
+        .executable(name: "jigsaw-train", targets: ["jigsaw-train"]),
+        .executable(name: "sinkhorn-bench", targets: ["sinkhorn-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "TensorKit", dependencies: ["CBLAS"], swiftSettings: optimise),
+        .target(name: "Permutations", dependencies: ["TensorKit", "CBLAS"], swiftSettings: optimise),
+        .target(name: "NeuralNet", dependencies: ["Permutations", "TensorKit", "CBLAS"], swiftSettings: optimise),
+        .target(name: "Jigsaw", dependencies: ["NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib"], swiftSettings: optimise),
+        .target(name: "HTTPCore"),
+        .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
+
+        .executableTarget(name: "jigsaw-server", dependencies: [
+            "PuzzleService", "HTTPCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "jigsaw-train", dependencies: [
+            "Jigsaw", "NeuralNet", "Permutations", "TensorKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "sinkhorn-bench", dependencies: [
+            "Jigsaw", "NeuralNet", "Permutations", "TensorKit",
+        ], swiftSettings: optimise),
+
+        .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"]),
+        .testTarget(name: "PermutationsTests", dependencies: ["Permutations", "TensorKit"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Permutations", "TensorKit"]),
+        .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "Jigsaw", "NeuralNet", "TensorKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

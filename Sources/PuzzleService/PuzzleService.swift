@@ -1,0 +1,2 @@
+import Jigsaw
+import HTTPCore

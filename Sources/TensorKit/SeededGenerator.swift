@@ -35,6 +35,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return result
     }
 
+    /// The full internal state, so a run can be checkpointed and resumed exactly.
+    public var state: [UInt64] { [seed, s0, s1, s2, s3] }
+
+    /// A generator restored from `state`; `nil` if the array is not a saved state.
+    public init?(state: [UInt64]) {
+        guard state.count == 5, state[1...].contains(where: { $0 != 0 }) else { return nil }
+        seed = state[0]; s0 = state[1]; s1 = state[2]; s2 = state[3]; s3 = state[4]
+    }
+
     /// An independent generator for a sub-stream (for example one per worker or per epoch).
     public func derived(_ stream: UInt64) -> SeededGenerator {
         SeededGenerator(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03) &+ 0x632B_E59B_D9B4_E019)

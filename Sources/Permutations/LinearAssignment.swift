@@ -209,16 +209,34 @@ extension LinearAssignment {
             let matrix = base.bindMemory(to: Double.self, capacity: doubles)
             let intBase = (base + doubles * MemoryLayout<Double>.stride).bindMemory(to: Int.self, capacity: integers)
 
-            // Copy with the objective's sign; NaN/±inf are rejected here, before any arithmetic.
+            // Copy with the objective's sign. `value · 0` is 0 for finite values and NaN otherwise, so
+            // one running sum detects NaN/±inf without a branch per entry; the offender is located
+            // afterwards.
             var largest = 0.0
-            let source = costs.baseAddress
-            for i in 0..<m {
-                for j in 0..<n {
-                    let value = Double(source.unsafelyUnwrapped[i * n + j])
-                    guard value.isFinite else { throw AssignmentError.nonFiniteCost(row: i, column: j) }
-                    largest = Swift.max(largest, Swift.abs(value))
-                    if transposed { matrix[j * c + i] = sign * value } else { matrix[i * c + j] = sign * value }
+            var probe = 0.0
+            if let source = costs.baseAddress {
+                if transposed {
+                    for i in 0..<m {
+                        let sourceRow = source + i &* n
+                        for j in 0..<n {
+                            let value = Double(sourceRow[j])
+                            probe += value * 0
+                            largest = Swift.max(largest, Swift.abs(value))
+                            matrix[j &* c &+ i] = sign * value
+                        }
+                    }
+                } else {
+                    for k in 0..<(m &* n) {
+                        let value = Double(source[k])
+                        probe += value * 0
+                        largest = Swift.max(largest, Swift.abs(value))
+                        matrix[k] = sign * value
+                    }
                 }
+            }
+            if probe.isNaN, let source = costs.baseAddress {
+                let offset = (0..<(m * n)).first { !Double(source[$0]).isFinite } ?? 0
+                throw AssignmentError.nonFiniteCost(row: offset / n, column: offset % n)
             }
             // Potentials and path lengths can reach about 4·n·max|C|; an exact power-of-two rescale
             // keeps them finite for entries near Double's range without changing the optimum.
@@ -240,6 +258,7 @@ extension LinearAssignment {
                 rowToColumn: rowToColumn, columnToRow: columnToRow, potential: potential, distance: distance,
                 freeRows: freeRows, columnOrder: columnOrder, predecessor: predecessor)
 
+            let source = costs.baseAddress
             var total = 0.0
             if transposed {
                 for i in 0..<m { assignment[i] = -1 }

@@ -220,6 +220,9 @@ public struct HTTPRequestParser: Sendable {
                     return .needMoreData
                 }
                 continuePending = false
+                guard line.count <= limits.chunkLineBytes else {
+                    throw .invalidChunkSize("longer than \(limits.chunkLineBytes) bytes")
+                }
                 let size = try parseChunkSize(line)
                 if size == 0 {
                     trailers = HTTPHeaders()

@@ -8,6 +8,12 @@ public struct HTTPServerMetrics: Sendable, Equatable {
         public var method: String
         /// The status sent.
         public var status: Int
+
+        public init(route: String?, method: String, status: Int) {
+            self.route = route
+            self.method = method
+            self.status = status
+        }
     }
 
     /// Upper bounds (seconds) of the latency histogram buckets; an implicit `+Inf` follows.

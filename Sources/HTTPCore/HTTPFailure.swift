@@ -1,0 +1,71 @@
+/// Why the server or router answers with an error instead of a handler's response.
+///
+/// Handlers may throw it too (`throw HTTPFailure.notFound(path: ...)`); an `HTTPErrorRenderer`
+/// turns it into the response body the service wants (plain text by default, JSON for an API).
+public enum HTTPFailure: Error, Sendable, HTTPStatusConvertible, CustomStringConvertible {
+    /// The bytes were not an acceptable request. → the error's status (400, 413, 414, 431, 501, 505)
+    case malformedRequest(HTTPParseError)
+    /// The head or content did not arrive within its timeout (RFC 9110 §15.5.9). → 408
+    case requestTimeout
+    /// The server is at its connection bound or shutting down. → 503
+    case serviceUnavailable
+    /// No route and no file for the path. → 404
+    case notFound(path: String)
+    /// A route matches the path but not the method (RFC 9110 §15.5.6). → 405 with `Allow`
+    case methodNotAllowed(allowed: [HTTPMethod])
+    /// A handler threw: the error's status when it is `HTTPStatusConvertible`, else 500.
+    case handlerError(any Error)
+
+    public var status: HTTPStatus {
+        switch self {
+        case .malformedRequest(let error): error.status
+        case .requestTimeout: .requestTimeout
+        case .serviceUnavailable: .serviceUnavailable
+        case .notFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
+        case .handlerError(let error): (error as? any HTTPStatusConvertible)?.status ?? .internalServerError
+        }
+    }
+
+    /// A message safe to show a client (internal errors are not described).
+    public var message: String {
+        switch self {
+        case .malformedRequest(let error): error.description
+        case .requestTimeout: "request not received in time"
+        case .serviceUnavailable: "server busy or shutting down"
+        case .notFound(let path): "no resource at \(path)"
+        case .methodNotAllowed(let allowed): "method not allowed; allowed: \(allowed.map(\.rawValue).joined(separator: ", "))"
+        case .handlerError(let error):
+            error is any HTTPStatusConvertible ? String(describing: error) : "internal server error"
+        }
+    }
+
+    public var description: String { "\(status.code) \(message)" }
+
+    /// The `Allow` value for `methodNotAllowed` (RFC 9110 §10.2.1), else `nil`.
+    public var allowHeader: String? {
+        guard case .methodNotAllowed(let allowed) = self else { return nil }
+        return allowed.sorted().map(\.rawValue).joined(separator: ", ")
+    }
+
+    /// The default renderer: `text/plain` with `message`.
+    public static let plainTextRenderer: HTTPErrorRenderer = { failure in
+        HTTPResponse.text(failure.message + "\n", status: failure.status)
+    }
+
+    /// Renders a failure with `renderer`, then enforces what the protocol requires whatever
+    /// the renderer did: the status, `Allow` on 405, and closing after a malformed request.
+    public func response(renderer: HTTPErrorRenderer) -> HTTPResponse {
+        var response = renderer(self)
+        response.status = status
+        if let allowHeader { response.headers["Allow"] = allowHeader }
+        switch self {
+        case .malformedRequest, .requestTimeout, .serviceUnavailable: response.closesConnection = true
+        default: break
+        }
+        return response
+    }
+}
+
+/// Turns a failure into a response (status and `Allow` are enforced afterwards).
+public typealias HTTPErrorRenderer = @Sendable (HTTPFailure) -> HTTPResponse

@@ -1,0 +1,84 @@
+/// A snapshot of the server's counters, for a `/metrics` endpoint.
+public struct HTTPServerMetrics: Sendable, Equatable {
+    /// What a request counter is keyed by.
+    public struct RequestKey: Sendable, Hashable {
+        /// The route pattern, or `nil` for requests no route answered (404, malformed, 408).
+        public var route: String?
+        /// The method, or `-` when the request could not be parsed.
+        public var method: String
+        /// The status sent.
+        public var status: Int
+
+        public init(route: String?, method: String, status: Int) {
+            self.route = route
+            self.method = method
+            self.status = status
+        }
+    }
+
+    /// Upper bounds (seconds) of the latency histogram buckets; an implicit `+Inf` follows.
+    public static let latencyBucketBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    /// Responses sent, by route, method and status.
+    public var requests: [RequestKey: Int] = [:]
+    /// Cumulative counts: `latencyBuckets[i]` responses took at most `latencyBucketBounds[i]`
+    /// seconds; the last element (one past the bounds) is the total (`+Inf`).
+    public var latencyBuckets: [Int] = Array(repeating: 0, count: latencyBucketBounds.count + 1)
+    /// Sum of all latencies in seconds.
+    public var latencySum: Double = 0
+    /// Connections open now.
+    public var openConnections = 0
+    /// Connections accepted since start (including those refused with 503).
+    public var acceptedConnections = 0
+    /// Connections refused with 503 because of the connection bound.
+    public var rejectedConnections = 0
+    /// Connections closed by a header, body, idle or write timeout.
+    public var timedOutConnections = 0
+
+    mutating func record(route: String?, method: String, status: Int, seconds: Double) {
+        requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
+        for (position, bound) in HTTPServerMetrics.latencyBucketBounds.enumerated() where seconds <= bound {
+            latencyBuckets[position] += 1
+        }
+        latencyBuckets[latencyBuckets.count - 1] += 1
+        latencySum += seconds
+    }
+
+    /// The snapshot in Prometheus text exposition format (version 0.0.4).
+    ///
+    /// - Parameter prefix: the metric name prefix (`http` gives `http_requests_total`, ...).
+    public func prometheusText(prefix: String = "http") -> String {
+        func escape(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        }
+        var lines: [String] = []
+        lines.append("# HELP \(prefix)_requests_total Responses sent, by route, method and status.")
+        lines.append("# TYPE \(prefix)_requests_total counter")
+        let keys = requests.keys.sorted { ($0.route ?? "", $0.method, $0.status) < ($1.route ?? "", $1.method, $1.status) }
+        for key in keys {
+            lines.append("\(prefix)_requests_total{route=\"\(escape(key.route ?? "none"))\",method=\"\(escape(key.method))\",status=\"\(key.status)\"} \(requests[key] ?? 0)")
+        }
+        lines.append("# HELP \(prefix)_request_duration_seconds Time from complete request to queued response.")
+        lines.append("# TYPE \(prefix)_request_duration_seconds histogram")
+        for (position, bound) in HTTPServerMetrics.latencyBucketBounds.enumerated() {
+            lines.append("\(prefix)_request_duration_seconds_bucket{le=\"\(bound)\"} \(latencyBuckets[position])")
+        }
+        let total = latencyBuckets[latencyBuckets.count - 1]
+        lines.append("\(prefix)_request_duration_seconds_bucket{le=\"+Inf\"} \(total)")
+        lines.append("\(prefix)_request_duration_seconds_sum \(latencySum)")
+        lines.append("\(prefix)_request_duration_seconds_count \(total)")
+        lines.append("# HELP \(prefix)_open_connections Connections open now.")
+        lines.append("# TYPE \(prefix)_open_connections gauge")
+        lines.append("\(prefix)_open_connections \(openConnections)")
+        lines.append("# HELP \(prefix)_connections_total Connections accepted.")
+        lines.append("# TYPE \(prefix)_connections_total counter")
+        lines.append("\(prefix)_connections_total \(acceptedConnections)")
+        lines.append("# HELP \(prefix)_rejected_connections_total Connections refused with 503 at the connection bound.")
+        lines.append("# TYPE \(prefix)_rejected_connections_total counter")
+        lines.append("\(prefix)_rejected_connections_total \(rejectedConnections)")
+        lines.append("# HELP \(prefix)_timed_out_connections_total Connections closed by a timeout.")
+        lines.append("# TYPE \(prefix)_timed_out_connections_total counter")
+        lines.append("\(prefix)_timed_out_connections_total \(timedOutConnections)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,141 @@
+import Glibc
+
+/// Thin wrappers over the BSD socket calls the server needs; they know nothing about HTTP.
+enum Socket {
+    /// Outcome of a non-blocking transfer.
+    enum Transfer {
+        case bytes(Int)
+        case wouldBlock
+        case closed
+        case failed(Int32)
+    }
+
+    /// Creates a non-blocking listening TCP socket.
+    ///
+    /// - Returns: the descriptor and the bound port (useful when `port` is 0).
+    /// - Throws: `HTTPServerError` when resolution, bind or listen fails.
+    static func listen(host: String, port: Int, backlog: Int) throws(HTTPServerError) -> (descriptor: Int32, port: Int) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw .addressResolution(host: host, message: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(list) }
+
+        let descriptor = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw .socket(operation: "socket", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(descriptor, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw .socket(operation: "bind \(host):\(port)", errno: code)
+        }
+        guard Glibc.listen(descriptor, Int32(backlog)) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw .socket(operation: "listen", errno: code)
+        }
+        setNonBlocking(descriptor)
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard named == 0 else {
+            let code = errno
+            close(descriptor)
+            throw .socket(operation: "getsockname", errno: code)
+        }
+        return (descriptor, address(of: storage).port)
+    }
+
+    /// Accepts one pending connection, made non-blocking, close-on-exec and without Nagle delay.
+    ///
+    /// - Returns: the descriptor and the peer address, `nil` when none is pending; a negative
+    ///   descriptor carries the `errno` of a failure.
+    static func accept(_ listener: Int32) -> (descriptor: Int32, peer: String)? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let descriptor = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
+        }
+        if descriptor < 0 {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR || code == ECONNABORTED { return nil }
+            return (-code, "")
+        }
+        setNonBlocking(descriptor)
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        var one: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let (host, port) = address(of: storage)
+        return (descriptor, storage.ss_family == sa_family_t(AF_INET6) ? "[\(host)]:\(port)" : "\(host):\(port)")
+    }
+
+    /// Receives into `buffer` without blocking.
+    static func receive(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Transfer {
+        let count = recv(descriptor, buffer.baseAddress, buffer.count, 0)
+        if count > 0 { return .bytes(count) }
+        if count == 0 { return .closed }
+        let code = errno
+        return (code == EAGAIN || code == EWOULDBLOCK || code == EINTR) ? .wouldBlock : .failed(code)
+    }
+
+    /// Sends without blocking and without raising SIGPIPE on a closed peer.
+    static func send(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Transfer {
+        guard bytes.count > 0 else { return .bytes(0) }
+        let count = Glibc.send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        if count >= 0 { return .bytes(count) }
+        let code = errno
+        return (code == EAGAIN || code == EWOULDBLOCK || code == EINTR) ? .wouldBlock : .failed(code)
+    }
+
+    /// Ends our sending side (the peer reads end of file) while still receiving.
+    static func shutdownWrite(_ descriptor: Int32) {
+        _ = shutdown(descriptor, Int32(SHUT_WR))
+    }
+
+    static func close(_ descriptor: Int32) {
+        _ = Glibc.close(descriptor)
+    }
+
+    private static func setNonBlocking(_ descriptor: Int32) {
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    private static func decodeCString(_ text: [CChar]) -> String {
+        let bytes = text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func address(of storage: sockaddr_storage) -> (host: String, port: Int) {
+        var copy = storage
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                    var address = pointer.pointee.sin_addr
+                    inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
+                    return (decodeCString(text), Int(UInt16(bigEndian: pointer.pointee.sin_port)))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    var address = pointer.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
+                    return (decodeCString(text), Int(UInt16(bigEndian: pointer.pointee.sin6_port)))
+                }
+            }
+        default:
+            return ("unknown", 0)
+        }
+    }
+}

@@ -29,6 +29,10 @@ public enum SinkhornError: Error, Equatable, Sendable {
     case missingHistory
     /// A gradient was asked for the wrong kind of forward result (square Sinkhorn vs transport).
     case wrongProblemKind
+    /// A Gumbel-Sinkhorn sample count below 1.
+    case invalidSampleCount(Int)
+    /// A Gumbel noise factor that is negative or not finite.
+    case invalidNoiseFactor(Float)
 }
 
 /// Which marginal the iteration enforces first in each iteration.

@@ -121,16 +121,32 @@ import TensorKit
                 "seed 600 τ \(temperature): |Δ| = \(worst), scale \(scale)")
     }
 
+    /// At τ = 1e-3 the support of `P` falls apart into the n pairs of a permutation and the
+    /// reference code's solve fails ("input matrix is singular"). The gradient must stay finite and
+    /// keep the shift invariance of the converged operator, `S(X + c1ᵀ + 1dᵀ) = S(X)`, which
+    /// forces every row and column sum of `∂ℓ/∂X` to vanish (the column sums only if the solve
+    /// succeeded).
     @Test func implicitAtHardPermutationDoesNotCrash() throws {
         let n = 6
         var rng = SeededGenerator(seed: 700)
         let x = rng.normal([2, n, n], std: 3)
         let upstream = rng.normal([2, n, n])
-        let forward = try Sinkhorn.forward(x, temperature: 1e-3, iterations: 200)
-        #expect(forward.matrix.storage.allSatisfy { $0 < 1e-6 || $0 > 1 - 1e-6 }, "seed 700: expected a hard permutation")
+        let forward = try Sinkhorn.forward(x, temperature: 1e-3, iterations: 20_000, tolerance: 1e-3)
+        // Float keeps X/τ ≈ 3000 to ~2e-4, so 1e-3 is as hard as a float permutation gets.
+        #expect(forward.matrix.storage.allSatisfy { $0 < 1e-3 || $0 > 1 - 1e-3 },
+                "seed 700: expected a hard permutation, got \(forward.matrix.storage)")
         let gradient = try Sinkhorn.implicitGradient(forward, upstream: upstream)
-        // The true derivative of a saturated operator is 0 to double precision (e^(−gap/τ)).
-        #expect(gradient.storage.allSatisfy { $0.isFinite && abs($0) < 1e-3 }, "seed 700: \(gradient)")
+        #expect(gradient.storage.allSatisfy { $0.isFinite }, "seed 700: \(gradient)")
+        for b in 0..<2 {
+            let d = gradient.matrix(b)
+            let scale = max(d.map(abs).max()!, 1)
+            for k in 0..<n {
+                let row = (0..<n).reduce(0.0) { $0 + d[k * n + $1] }
+                let column = (0..<n).reduce(0.0) { $0 + d[$1 * n + k] }
+                #expect(abs(row) < 1e-4 * scale && abs(column) < 1e-4 * scale,
+                        "seed 700 matrix \(b) index \(k): row sum \(row), column sum \(column)")
+            }
+        }
     }
 
     // MARK: transport form

@@ -301,26 +301,39 @@ enum SinkhornKernels {
                                   rows: Range<Int>, columnProducts w: UnsafeMutablePointer<Float>) -> Float {
         for j in 0..<n { w[j] = 0 }
         var error: Float = 0
-        for i in rows {
-            let ki = kernel + i * n
-            var acc = SIMD8<Float>(repeating: 0)
+        // Rows go in groups of four so that `w` is loaded and stored once per group.
+        var i = rows.lowerBound
+        while i < rows.upperBound {
+            let group = Swift.min(4, rows.upperBound - i)
+            var scale = SIMD4<Float>(repeating: 0)
+            for r in 0..<group {
+                let ki = kernel + (i + r) * n
+                var acc = SIMD8<Float>(repeating: 0)
+                var j = 0
+                while j + 8 <= n { acc += load8(ki + j) * load8(v + j); j += 8 }
+                var t = acc.sum()
+                while j < n { t += ki[j] * v[j]; j += 1 }
+                error += abs(u[i + r] * t - a[i + r])
+                let ui = a[i + r] / t
+                newU[i + r] = ui
+                scale[r] = ui
+            }
+            // Rows past the group's end get weight 0 and point at the group's first row.
+            let k0 = kernel + i * n
+            let k1 = group > 1 ? k0 + n : k0, k2 = group > 2 ? k0 + 2 * n : k0, k3 = group > 3 ? k0 + 3 * n : k0
+            let s0 = SIMD8<Float>(repeating: scale[0]), s1 = SIMD8<Float>(repeating: scale[1])
+            let s2 = SIMD8<Float>(repeating: scale[2]), s3 = SIMD8<Float>(repeating: scale[3])
             var j = 0
             while j + 8 <= n {
-                acc += load8(ki + j) * load8(v + j)
+                let sum = s0 * load8(k0 + j) + s1 * load8(k1 + j) + s2 * load8(k2 + j) + s3 * load8(k3 + j)
+                store8(load8(w + j) + sum, w + j)
                 j += 8
             }
-            var t = acc.sum()
-            while j < n { t += ki[j] * v[j]; j += 1 }
-            error += abs(u[i] * t - a[i])
-            let ui = a[i] / t
-            newU[i] = ui
-            let uv = SIMD8<Float>(repeating: ui)
-            j = 0
-            while j + 8 <= n {
-                store8(load8(w + j) + uv * load8(ki + j), w + j)
-                j += 8
+            while j < n {
+                w[j] += scale[0] * k0[j] + scale[1] * k1[j] + scale[2] * k2[j] + scale[3] * k3[j]
+                j += 1
             }
-            while j < n { w[j] += ui * ki[j]; j += 1 }
+            i += group
         }
         return error
     }

@@ -1,0 +1,110 @@
+import TensorKit
+
+/// Gumbel-Sinkhorn samples and their gradients.
+///
+/// Layout: the output batch holds `samplesPerExample` consecutive matrices per example,
+/// matrix `b · S + k` being sample `k` of example `b` (the reference code's `[B, S, n, n]`,
+/// flattened).
+public struct GumbelSinkhornSample: Sendable {
+    /// `S((X + noiseFactor · g)/τ)`, `[B·S, n, n]`.
+    public internal(set) var result: SinkhornResult
+    /// The standard Gumbel noise `g`, `[B·S, n, n]` (all zeros when the noise factor is 0).
+    public internal(set) var noise: Tensor
+    /// `X + noiseFactor · g`, the scores the forward saw, `[B·S, n, n]`.
+    public internal(set) var perturbedScores: Tensor
+    /// `S`, the samples drawn per example.
+    public let samplesPerExample: Int
+    /// The shape of the scores before repetition (`[n, n]` or `[B, n, n]`).
+    public let scoresShape: [Int]
+
+    /// Sums per-sample gradients `[B·S, n, n]` over the samples of each example, giving `∂ℓ/∂X` in
+    /// the scores' shape (the noise is additive, so `∂(X + c·g)/∂X` is the identity per sample).
+    public func scoresGradient(fromSampleGradient perSample: Tensor) throws(SinkhornError) -> Tensor {
+        guard perSample.shape == perturbedScores.shape else {
+            throw .shapeMismatch(expected: perturbedScores.shape, found: perSample.shape)
+        }
+        let shape = perturbedScores.shape
+        let size = shape[1] * shape[2]
+        let examples = shape[0] / samplesPerExample
+        var out = Tensor(shape: scoresShape)
+        perSample.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                for example in 0..<examples {
+                    for sample in 0..<samplesPerExample {
+                        let from = (example * samplesPerExample + sample) * size
+                        for index in 0..<size { target[example * size + index] += source[from + index] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `∂ℓ/∂X` by the unrolled backward (the sample must have been drawn with `recordsHistory: true`).
+    /// - Parameter upstream: `G = ∂ℓ/∂P`, `[B·S, n, n]`.
+    public func unrolledGradient(upstream: Tensor, workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> Tensor {
+        try scoresGradient(fromSampleGradient: Sinkhorn.unrolledGradient(
+            result, scores: perturbedScores, upstream: upstream, workspace: workspace))
+    }
+
+    /// `∂ℓ/∂X` by the implicit backward.
+    /// - Parameter upstream: `G = ∂ℓ/∂P`, `[B·S, n, n]`.
+    public func implicitGradient(upstream: Tensor, workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> Tensor {
+        try scoresGradient(fromSampleGradient: Sinkhorn.implicitGradient(result, upstream: upstream, workspace: workspace))
+    }
+}
+
+/// Gumbel-Sinkhorn sampling (Mena et al. 2018, §3, "Gumbel-Sinkhorn networks").
+public enum GumbelSinkhorn {
+    /// Draws `S((X + noiseFactor · g)/τ)` with `g` standard Gumbel, `samplesPerExample` times per
+    /// example.
+    ///
+    /// `g = −log(−log(u + ε) + ε)`, `u ~ U(0, 1)`, `ε = 1e-20` (the reference code), drawn from
+    /// `generator` in output order (matrix by matrix, row-major); no numbers are drawn when
+    /// `noiseFactor` is 0, as at evaluation.
+    ///
+    /// - Parameters:
+    ///   - scores: `X`, `[n, n]` or `[B, n, n]`.
+    ///   - temperature: `τ > 0`.
+    ///   - noiseFactor: the scale of the noise, `≥ 0`.
+    ///   - samplesPerExample: `S ≥ 1`.
+    ///   - iterations, tolerance, checkInterval, recordsHistory, workspace: as in `Sinkhorn.forward`.
+    ///   - generator: the source of the noise.
+    /// - Returns: the Sinkhorn result of the `[B·S, n, n]` perturbed scores, the noise and the scores.
+    /// - Throws: `SinkhornError` as `Sinkhorn.forward`, plus `.invalidSampleCount`, `.invalidNoiseFactor`.
+    public static func sample(_ scores: Tensor, temperature: Float, noiseFactor: Float = 1,
+                              samplesPerExample: Int = 1, iterations: Int = 20, tolerance: Float? = nil,
+                              checkInterval: Int = 1, recordsHistory: Bool = false,
+                              generator: inout SeededGenerator,
+                              workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> GumbelSinkhornSample {
+        let (batch, rows, columns) = try Sinkhorn.batchShape(scores.shape)
+        guard rows == columns else { throw .invalidShape(shape: scores.shape) }
+        guard samplesPerExample >= 1 else { throw .invalidSampleCount(samplesPerExample) }
+        guard noiseFactor.isFinite, noiseFactor >= 0 else { throw .invalidNoiseFactor(noiseFactor) }
+        let size = rows * columns
+        let shape = [batch * samplesPerExample, rows, columns]
+        var noise = Tensor(shape: shape)
+        var perturbed = Tensor(shape: shape)
+        scores.withUnsafeBufferPointer { x in
+            noise.withUnsafeMutableBufferPointer { g in
+                perturbed.withUnsafeMutableBufferPointer { y in
+                    for example in 0..<batch {
+                        for sample in 0..<samplesPerExample {
+                            let to = (example * samplesPerExample + sample) * size
+                            for index in 0..<size {
+                                let draw = noiseFactor == 0 ? 0 : generator.nextGumbel()
+                                g[to + index] = draw
+                                y[to + index] = x[example * size + index] + noiseFactor * draw
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let result = try Sinkhorn.forward(perturbed, temperature: temperature, iterations: iterations,
+                                          tolerance: tolerance, checkInterval: checkInterval,
+                                          recordsHistory: recordsHistory, workspace: workspace)
+        return GumbelSinkhornSample(result: result, noise: noise, perturbedScores: perturbed,
+                                    samplesPerExample: samplesPerExample, scoresShape: scores.shape)
+    }
+}

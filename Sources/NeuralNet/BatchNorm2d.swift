@@ -69,12 +69,18 @@ public final class BatchNorm2d {
 
     /// `2·channels` zeroed doubles for each of `workers` workers.
     func partials(workers: Int) -> UnsafeMutablePointer<Double> {
+        partialSums(workers: workers, zeroed: true)
+    }
+
+    /// The per-worker sums, zeroed or as the last accumulation left them.
+    func partialSums(workers: Int, zeroed: Bool) -> UnsafeMutablePointer<Double> {
         if partialWorkers < workers {
             partialSums.deallocate()
             partialSums = .allocate(capacity: 2 * channels * workers)
+            partialSums.initialize(repeating: 0, count: 2 * channels * workers)
             partialWorkers = workers
         }
-        partialSums.initialize(repeating: 0, count: 2 * channels * workers)
+        if zeroed { partialSums.update(repeating: 0, count: 2 * channels * workers) }
         return partialSums
     }
 

@@ -118,6 +118,10 @@ extension JigsawNetwork {
         let work = prepareWorkspace(pieceCount: count)
         cachedInput = pieces
         let workers = work.workers
+        let outputShape = [batch, c.pieceCount, c.pieceCount]
+        if scores.shape != outputShape { scores = Tensor(shape: outputShape) }
+        scores.withUnsafeMutableBufferPointer { output in
+        let output = output.baseAddress!
         pieces.withUnsafeBufferPointer { input in
             var blockInput = UnsafePointer(input.baseAddress!)
             for block in 0..<c.convolutionBlocks {
@@ -160,26 +164,79 @@ extension JigsawNetwork {
                 } else {
                     normalisation.useRunningStatistics()
                 }
+                let isLast = block == c.convolutionBlocks - 1
                 Parallel.forEachRange(count: count, workers: workers) { _, range in
                     normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
                                             samples: range, planeSize: geometry.outputPlane)
+                    if isLast { headForward(work: work, pieces: range, scores: output) }
                 }
                 blockInput = UnsafePointer(geometry.normalised.pointer)
             }
         }
-        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
-        let outputShape = [batch, c.pieceCount, c.pieceCount]
-        if scores.shape != outputShape { scores = Tensor(shape: outputShape) }
-        scores.withUnsafeMutableBufferPointer { output in
-            if let hiddenLayer {
-                hiddenLayer.forward(input: features, rows: count, output: work.hidden.pointer)
-                ReLU.rectify(work.hidden.pointer, count: count * c.hiddenUnits)
-                outputLayer.forward(input: work.hidden.pointer, rows: count, output: output.baseAddress!)
-            } else {
-                outputLayer.forward(input: features, rows: count, output: output.baseAddress!)
-            }
         }
         return scores
+    }
+
+    /// g2 on a range of pieces, in row chunks small enough that OpenBLAS stays on this thread.
+    private func headForward(work: Workspace, pieces: Range<Int>, scores: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
+        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let chunk = min(hiddenLayer?.rowsPerSingleThreadedCall ?? .max, outputLayer.rowsPerSingleThreadedCall)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(chunk, pieces.upperBound - start)
+            if let hiddenLayer {
+                let hidden = work.hidden.pointer + start * hiddenUnits
+                hiddenLayer.forward(input: features + start * featureCount, rows: rows, output: hidden)
+                ReLU.rectify(hidden, count: rows * hiddenUnits)
+                outputLayer.forward(input: hidden, rows: rows, output: scores + start * n)
+            } else {
+                outputLayer.forward(input: features + start * featureCount, rows: rows, output: scores + start * n)
+            }
+            start += rows
+        }
+    }
+
+    /// The backward of ``headForward(work:pieces:scores:)`` into `worker`'s partial gradients, then
+    /// the BatchNorm gradient sums of the last block for the same pieces.
+    private func headBackward(work: Workspace, worker: Int, pieces: Range<Int>, scoresGradient: UnsafePointer<Float>,
+                              batchNormSums: UnsafeMutablePointer<Double>) {
+        let c = configuration
+        let last = work.blocks[c.convolutionBlocks - 1]
+        let features = UnsafePointer(last.normalised.pointer)
+        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let partial = work.headPartial(worker)
+        partial.update(repeating: 0, count: work.headPartialSize)
+        let outputWeightSize = outputLayer.weight.value.count
+        let chunk = min(hiddenLayer?.rowsPerSingleThreadedCall ?? .max, outputLayer.rowsPerSingleThreadedCall)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(chunk, pieces.upperBound - start)
+            let dScores = scoresGradient + start * n
+            let dFeatures = last.normalisedGradient.pointer + start * featureCount
+            if let hiddenLayer {
+                let hidden = UnsafePointer(work.hidden.pointer + start * hiddenUnits)
+                let dHidden = work.hiddenGradient.pointer + start * hiddenUnits
+                outputLayer.accumulateGradients(input: hidden, outputGradient: dScores, rows: rows,
+                                                weightGradient: partial, biasGradient: nil)
+                outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dHidden)
+                ReLU.mask(dHidden, output: hidden, count: rows * hiddenUnits)
+                let hiddenWeight = partial + outputWeightSize
+                hiddenLayer.accumulateGradients(input: features + start * featureCount, outputGradient: dHidden,
+                                                rows: rows, weightGradient: hiddenWeight,
+                                                biasGradient: hiddenWeight + hiddenLayer.weight.value.count)
+                hiddenLayer.inputGradient(outputGradient: dHidden, rows: rows, inputGradient: dFeatures)
+            } else {
+                outputLayer.accumulateGradients(input: features + start * featureCount, outputGradient: dScores,
+                                                rows: rows, weightGradient: partial, biasGradient: nil)
+                outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dFeatures)
+            }
+            start += rows
+        }
+        normalisations[c.convolutionBlocks - 1].accumulateGradientSums(
+            outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: pieces,
+            planeSize: last.outputPlane, sums: batchNormSums)
     }
 
     /// Accumulates the gradients of every parameter from `∂L/∂scores` `[B, n, n]` of the last
@@ -193,34 +250,30 @@ extension JigsawNetwork {
         let batch = input.shape[0], count = batch * c.pieceCount
         precondition(scoresGradient.shape == [batch, c.pieceCount, c.pieceCount],
                      "scores gradient \(scoresGradient.shape) does not match [\(batch), n, n]")
-        let last = work.blocks[c.convolutionBlocks - 1]
+        let workers = work.workers
+        let lastBlock = c.convolutionBlocks - 1
         scoresGradient.withUnsafeBufferPointer { dScores in
             let dScores = dScores.baseAddress!
-            if let hiddenLayer {
-                outputLayer.accumulateGradients(input: work.hidden.pointer, outputGradient: dScores, rows: count)
-                outputLayer.inputGradient(outputGradient: dScores, rows: count, inputGradient: work.hiddenGradient.pointer)
-                ReLU.mask(work.hiddenGradient.pointer, output: work.hidden.pointer, count: count * c.hiddenUnits)
-                hiddenLayer.accumulateGradients(input: last.normalised.pointer,
-                                                outputGradient: work.hiddenGradient.pointer, rows: count)
-                hiddenLayer.inputGradient(outputGradient: work.hiddenGradient.pointer, rows: count,
-                                          inputGradient: last.normalisedGradient.pointer)
-            } else {
-                outputLayer.accumulateGradients(input: last.normalised.pointer, outputGradient: dScores, rows: count)
-                outputLayer.inputGradient(outputGradient: dScores, rows: count,
-                                          inputGradient: last.normalisedGradient.pointer)
+            let sums = normalisations[lastBlock].partials(workers: workers)
+            let channels = c.hiddenChannels
+            Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
+                             batchNormSums: sums + worker * 2 * channels)
             }
         }
-        let workers = work.workers
+        reduceHeadGradients(work: work)
         input.withUnsafeBufferPointer { input in
-            for block in stride(from: c.convolutionBlocks - 1, through: 0, by: -1) {
+            for block in stride(from: lastBlock, through: 0, by: -1) {
                 let geometry = work.blocks[block]
                 let convolution = convolutions[block], normalisation = normalisations[block]
-                let sums = normalisation.partials(workers: workers)
-                Parallel.forEachRange(count: count, workers: workers) { worker, range in
-                    normalisation.accumulateGradientSums(outputGradient: geometry.normalisedGradient.pointer,
-                                                         input: geometry.rectified.pointer, samples: range,
-                                                         planeSize: geometry.outputPlane,
-                                                         sums: sums + worker * 2 * geometry.channels)
+                let sums = normalisation.partialSums(workers: workers, zeroed: block != lastBlock)
+                if block != lastBlock {
+                    Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                        normalisation.accumulateGradientSums(outputGradient: geometry.normalisedGradient.pointer,
+                                                             input: geometry.rectified.pointer, samples: range,
+                                                             planeSize: geometry.outputPlane,
+                                                             sums: sums + worker * 2 * geometry.channels)
+                    }
                 }
                 for worker in 1..<max(workers, 1) {
                     for i in 0..<(2 * geometry.channels) { sums[i] += sums[worker * 2 * geometry.channels + i] }
@@ -277,6 +330,23 @@ extension JigsawNetwork {
                         for o in 0..<geometry.channels { g[o] += partial[o] }
                     }
                 }
+            }
+        }
+    }
+
+    /// Adds the per-worker partial gradients of the g2 layers to their parameters, in worker order.
+    private func reduceHeadGradients(work: Workspace) {
+        var offset = 0
+        for layer in [outputLayer] + (hiddenLayer.map { [$0] } ?? []) {
+            for parameter in layer.parameters {
+                let size = parameter.value.count
+                parameter.gradient.withUnsafeMutableBufferPointer { g in
+                    for worker in 0..<work.workers {
+                        let partial = work.headPartial(worker) + offset
+                        for i in 0..<size { g[i] += partial[i] }
+                    }
+                }
+                offset += size
             }
         }
     }
@@ -361,6 +431,19 @@ private final class Workspace: @unchecked Sendable {
         convolvedSize = rounded(convolved)
         weightSize = rounded(weights)
         scratchBuffer = FloatBuffer(count: workers * (2 * columnsSize + convolvedSize + weightSize))
+        // Output weight, then hidden weight and bias: the order of `reduceHeadGradients`.
+        let outputInputs = c.hiddenUnits > 0 ? c.hiddenUnits : c.featureCount
+        let headWeights = outputInputs * c.pieceCount
+            + (c.hiddenUnits > 0 ? c.featureCount * c.hiddenUnits + c.hiddenUnits : 0)
+        headPartialSize = rounded(headWeights)
+        headPartials = FloatBuffer(count: workers * headPartialSize)
+    }
+
+    let headPartialSize: Int
+    private let headPartials: FloatBuffer
+
+    func headPartial(_ worker: Int) -> UnsafeMutablePointer<Float> {
+        headPartials.pointer + worker * headPartialSize
     }
 
     func scratch(_ worker: Int) -> Scratch {

@@ -52,17 +52,32 @@ public final class Linear {
     /// `∂L/∂W += dYᵀ·X`, `∂L/∂b += Σ_rows dY`.
     func accumulateGradients(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, rows: Int) {
         weight.gradient.withUnsafeMutableBufferPointer { g in
-            BLAS.gemm(.transpose, .none, m: outputFeatures, n: inputFeatures, k: rows,
-                      a: outputGradient, lda: outputFeatures, b: input, ldb: inputFeatures,
-                      beta: 1, c: g.baseAddress!, ldc: inputFeatures)
-        }
-        withOptionalGradient(bias) { g in
-            guard let g else { return }
-            for r in 0..<rows {
-                let row = outputGradient + r * outputFeatures
-                for o in 0..<outputFeatures { g[o] += row[o] }
+            withOptionalGradient(bias) { b in
+                accumulateGradients(input: input, outputGradient: outputGradient, rows: rows,
+                                    weightGradient: g.baseAddress!, biasGradient: b)
             }
         }
+    }
+
+    /// `weightGradient[out, in] += dYᵀ·X`, `biasGradient[out] += Σ_rows dY` into caller-owned sums
+    /// (per-worker partials).
+    func accumulateGradients(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, rows: Int,
+                             weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
+        BLAS.gemm(.transpose, .none, m: outputFeatures, n: inputFeatures, k: rows,
+                  a: outputGradient, lda: outputFeatures, b: input, ldb: inputFeatures,
+                  beta: 1, c: weightGradient, ldc: inputFeatures)
+        if let biasGradient {
+            for r in 0..<rows {
+                let row = outputGradient + r * outputFeatures
+                for o in 0..<outputFeatures { biasGradient[o] += row[o] }
+            }
+        }
+    }
+
+    /// Rows per BLAS call that keep `rows·in·out` under OpenBLAS's threading threshold
+    /// (`65536 · 4` multiply-adds), so calls made from parallel workers never wake its thread pool.
+    var rowsPerSingleThreadedCall: Int {
+        max(1, (1 << 18) / max(1, inputFeatures * outputFeatures))
     }
 
     /// `inputGradient[rows, in] = dY[rows, out] · W`.

@@ -43,7 +43,37 @@ public final class MaxPool2d {
                 let top = plane + i * k * width
                 if k == 2 {
                     let bottom = top + width
-                    for j in 0..<outWidth {
+                    // Four windows at a time; a last partial group is redone overlapping the previous
+                    // one (pooling is idempotent), so the scalar tail runs only for rows under 4 windows.
+                    var j = 0
+                    while j < outWidth && outWidth >= 4 {
+                        if j + 4 > outWidth { j = outWidth - 4 }
+                        let o = out + j
+                        let upper = UnsafeRawPointer(top + 2 * j).loadUnaligned(as: SIMD8<Float>.self)
+                        let lower = UnsafeRawPointer(bottom + 2 * j).loadUnaligned(as: SIMD8<Float>.self)
+                        var best = upper.evenHalf
+                        var index = SIMD4<Int32>(repeating: 0)
+                        // Scan order (0,0), (0,1), (1,0), (1,1); a later value wins only if larger or NaN.
+                        var candidate = upper.oddHalf
+                        var wins = (candidate .> best) .| (candidate .!= candidate)
+                        best.replace(with: candidate, where: wins)
+                        index.replace(with: 1, where: wins)
+                        candidate = lower.evenHalf
+                        wins = (candidate .> best) .| (candidate .!= candidate)
+                        best.replace(with: candidate, where: wins)
+                        index.replace(with: 2, where: wins)
+                        candidate = lower.oddHalf
+                        wins = (candidate .> best) .| (candidate .!= candidate)
+                        best.replace(with: candidate, where: wins)
+                        index.replace(with: 3, where: wins)
+                        if rectify { best.replace(with: 0, where: best .< 0) }
+                        UnsafeMutableRawPointer(output + o).storeBytes(of: best, as: SIMD4<Float>.self)
+                        let bytes = SIMD4<UInt8>(truncatingIfNeeded: index)
+                        UnsafeMutableRawPointer(argmax + o).storeBytes(of: bytes, as: SIMD4<UInt8>.self)
+                        j += 4
+                    }
+                    if outWidth >= 4 { out += outWidth; continue }
+                    while j < outWidth {
                         let x = 2 * j
                         var best = top[x], index: UInt8 = 0
                         let b = top[x + 1], c2 = bottom[x], d = bottom[x + 1]
@@ -53,6 +83,7 @@ public final class MaxPool2d {
                         output[out] = rectify && best < 0 ? 0 : best
                         argmax[out] = index
                         out += 1
+                        j += 1
                     }
                 } else {
                     for j in 0..<outWidth {
@@ -81,12 +112,36 @@ public final class MaxPool2d {
                         inputGradient: UnsafeMutablePointer<Float>) {
         let k = kernelSize
         let (outHeight, outWidth) = outputSize(height: height, width: width)
-        inputGradient.update(repeating: 0, count: channels * height * width)
+        let covered = k == 2 && outWidth >= 4 && height % 2 == 0 && width % 2 == 0
+        if !covered { inputGradient.update(repeating: 0, count: channels * height * width) }
         var out = 0
         for c in 0..<channels {
             let plane = inputGradient + c * height * width
             for i in 0..<outHeight {
                 let top = plane + i * k * width
+                if k == 2 && outWidth >= 4 {
+                    // Writes every position of four windows at once (zeros off the argmax), with the
+                    // same overlapping last group as the forward pass.
+                    let bottom = top + width
+                    var j = 0
+                    while j < outWidth {
+                        if j + 4 > outWidth { j = outWidth - 4 }
+                        let g = UnsafeRawPointer(outputGradient + out + j).loadUnaligned(as: SIMD4<Float>.self)
+                        let index = SIMD4<Int32>(truncatingIfNeeded:
+                            UnsafeRawPointer(argmax + out + j).loadUnaligned(as: SIMD4<UInt8>.self))
+                        let zero = SIMD4<Float>(repeating: 0)
+                        var upper = SIMD8<Float>(), lower = SIMD8<Float>()
+                        upper.evenHalf = zero.replacing(with: g, where: index .== 0)
+                        upper.oddHalf = zero.replacing(with: g, where: index .== 1)
+                        lower.evenHalf = zero.replacing(with: g, where: index .== 2)
+                        lower.oddHalf = zero.replacing(with: g, where: index .== 3)
+                        UnsafeMutableRawPointer(top + 2 * j).storeBytes(of: upper, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(bottom + 2 * j).storeBytes(of: lower, as: SIMD8<Float>.self)
+                        j += 4
+                    }
+                    out += outWidth
+                    continue
+                }
                 for j in 0..<outWidth {
                     let offset = Int(argmax[out])
                     let u = offset / k, v = offset - u * k

@@ -149,6 +149,7 @@ extension JigsawNetworkConfiguration {
             hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 0),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
+        try validate()
         if let value = metadata[Key.pieceSize] {
             guard let pieceSize = Int(value) else { throw NeuralNetError.invalidMetadata(key: Key.pieceSize, value: value) }
             if pieceSize != self.pieceSize {
@@ -156,7 +157,6 @@ extension JigsawNetworkConfiguration {
                     "piece size \(pieceSize) differs from image size \(imageSize) / grid \(grid) = \(self.pieceSize)")
             }
         }
-        try validate()
     }
 }
 

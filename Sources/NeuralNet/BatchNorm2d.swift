@@ -100,15 +100,25 @@ public final class BatchNorm2d {
                            sums: UnsafeMutablePointer<Double>) {
         for n in samples {
             for c in 0..<channels {
+                // Float partial sums over one plane (a few dozen values), Double across planes.
                 let plane = input + (n * channels + c) * planeSize
-                var s = 0.0, s2 = 0.0
-                for i in 0..<planeSize {
-                    let x = Double(plane[i])
+                var s = SIMD4<Float>(repeating: 0), s2 = SIMD4<Float>(repeating: 0)
+                var i = 0
+                while i + 4 <= planeSize {
+                    let x = UnsafeRawPointer(plane + i).loadUnaligned(as: SIMD4<Float>.self)
                     s += x
                     s2 += x * x
+                    i += 4
                 }
-                sums[c] += s
-                sums[channels + c] += s2
+                var total = Double(s.sum()), squares = Double(s2.sum())
+                while i < planeSize {
+                    let x = Double(plane[i])
+                    total += x
+                    squares += x * x
+                    i += 1
+                }
+                sums[c] += total
+                sums[channels + c] += squares
             }
         }
     }
@@ -185,14 +195,22 @@ public final class BatchNorm2d {
             for c in 0..<channels {
                 let offset = (n * channels + c) * planeSize
                 let (dy, x) = (outputGradient + offset, input + offset)
-                var s = 0.0, sx = 0.0
-                for i in 0..<planeSize {
-                    let g = Double(dy[i])
+                var s = SIMD4<Float>(repeating: 0), sx = SIMD4<Float>(repeating: 0)
+                var i = 0
+                while i + 4 <= planeSize {
+                    let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD4<Float>.self)
                     s += g
-                    sx += g * Double(x[i])
+                    sx += g * UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self)
+                    i += 4
                 }
-                sums[c] += s
-                sums[channels + c] += sx
+                var total = Double(s.sum()), products = Double(sx.sum())
+                while i < planeSize {
+                    total += Double(dy[i])
+                    products += Double(dy[i]) * Double(x[i])
+                    i += 1
+                }
+                sums[c] += total
+                sums[channels + c] += products
             }
         }
     }
@@ -238,10 +256,20 @@ public final class BatchNorm2d {
                 let offset = (n * channels + c) * planeSize
                 let (a, b, d) = (gradientScale[c], gradientSlope[c], gradientOffset[c])
                 let (dy, x, dx) = (outputGradient + offset, input + offset, inputGradient + offset)
-                if rectifiedInput {
-                    for i in 0..<planeSize { dx[i] = x[i] > 0 ? a * dy[i] + b * x[i] + d : 0 }
-                } else {
-                    for i in 0..<planeSize { dx[i] = a * dy[i] + b * x[i] + d }
+                let (av, bv, dv) = (SIMD4<Float>(repeating: a), SIMD4<Float>(repeating: b), SIMD4<Float>(repeating: d))
+                let zero = SIMD4<Float>(repeating: 0)
+                var i = 0
+                while i + 4 <= planeSize {
+                    let xi = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self)
+                    var value = av * UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD4<Float>.self) + bv * xi + dv
+                    if rectifiedInput { value.replace(with: zero, where: .!(xi .> zero)) }
+                    UnsafeMutableRawPointer(dx + i).storeBytes(of: value, as: SIMD4<Float>.self)
+                    i += 4
+                }
+                while i < planeSize {
+                    let value = a * dy[i] + b * x[i] + d
+                    dx[i] = rectifiedInput && !(x[i] > 0) ? 0 : value
+                    i += 1
                 }
             }
         }

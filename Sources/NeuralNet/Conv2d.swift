@@ -63,59 +63,60 @@ public final class Conv2d {
 
     /// Writes the `[C·k·k, H'·W']` im2col matrix of one `[C, H, W]` sample; row `(c, u, v)`
     /// holds the input shifted by `(u − padding, v − padding)`, zero outside.
+    ///
+    /// Each channel is first copied into a zero-bordered plane (on the stack for small pieces), so
+    /// every row of the matrix is one branch-free contiguous copy.
     func im2col(sample: UnsafePointer<Float>, height: Int, width: Int,
                 columns: UnsafeMutablePointer<Float>) {
         let k = kernelSize, p = padding
         let (outHeight, outWidth) = outputSize(height: height, width: width)
         let pixels = outHeight * outWidth
-        var row = columns
-        for c in 0..<inputChannels {
-            let plane = sample + c * height * width
-            for u in 0..<k {
-                for v in 0..<k {
-                    // Output column x reads input column x + v − p; valid for x in [start, end).
-                    let start = min(outWidth, max(0, p - v))
-                    let end = max(start, min(outWidth, width + p - v))
-                    for y in 0..<outHeight {
-                        let destination = row + y * outWidth
-                        let inputRow = y + u - p
-                        if inputRow < 0 || inputRow >= height {
-                            for x in 0..<outWidth { destination[x] = 0 }
-                            continue
+        let paddedHeight = height + 2 * p, paddedWidth = width + 2 * p
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedHeight * paddedWidth) { buffer in
+            let padded = buffer.baseAddress!
+            if p > 0 { padded.update(repeating: 0, count: paddedHeight * paddedWidth) }
+            var row = columns
+            for c in 0..<inputChannels {
+                let plane = sample + c * height * width
+                for y in 0..<height {
+                    copyRow(from: plane + y * width, to: padded + (y + p) * paddedWidth + p, count: width)
+                }
+                for u in 0..<k {
+                    for v in 0..<k {
+                        for y in 0..<outHeight {
+                            copyRow(from: padded + (y + u) * paddedWidth + v, to: row + y * outWidth, count: outWidth)
                         }
-                        let source = plane + inputRow * width + (v - p)
-                        for x in 0..<start { destination[x] = 0 }
-                        for x in start..<end { destination[x] = source[x] }
-                        for x in end..<outWidth { destination[x] = 0 }
+                        row += pixels
                     }
-                    row += pixels
                 }
             }
         }
     }
 
     /// Adds a `[C·k·k, H'·W']` column gradient back onto a `[C, H, W]` sample gradient (the
-    /// adjoint of ``im2col(sample:height:width:columns:)``).
+    /// adjoint of ``im2col(sample:height:width:columns:)``), through a zero-bordered plane.
     func col2imAdd(columns: UnsafePointer<Float>, height: Int, width: Int,
                    sampleGradient: UnsafeMutablePointer<Float>) {
         let k = kernelSize, p = padding
         let (outHeight, outWidth) = outputSize(height: height, width: width)
         let pixels = outHeight * outWidth
-        var row = columns
-        for c in 0..<inputChannels {
-            let plane = sampleGradient + c * height * width
-            for u in 0..<k {
-                for v in 0..<k {
-                    let start = min(outWidth, max(0, p - v))
-                    let end = max(start, min(outWidth, width + p - v))
-                    for y in 0..<outHeight {
-                        let inputRow = y + u - p
-                        if inputRow < 0 || inputRow >= height { continue }
-                        let source = row + y * outWidth
-                        let destination = plane + inputRow * width + (v - p)
-                        for x in start..<end { destination[x] += source[x] }
+        let paddedHeight = height + 2 * p, paddedWidth = width + 2 * p
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedHeight * paddedWidth) { buffer in
+            let padded = buffer.baseAddress!
+            var row = columns
+            for c in 0..<inputChannels {
+                padded.update(repeating: 0, count: paddedHeight * paddedWidth)
+                for u in 0..<k {
+                    for v in 0..<k {
+                        for y in 0..<outHeight {
+                            addRow(from: row + y * outWidth, to: padded + (y + u) * paddedWidth + v, count: outWidth)
+                        }
+                        row += pixels
                     }
-                    row += pixels
+                }
+                let plane = sampleGradient + c * height * width
+                for y in 0..<height {
+                    addRow(from: padded + (y + p) * paddedWidth + p, to: plane + y * width, count: width)
                 }
             }
         }
@@ -284,4 +285,37 @@ func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
     var total = acc.sum()
     while i < count { total += x[i]; i += 1 }
     return total
+}
+
+/// Copies `count` floats; rows of 8 or more use 8-wide moves, the last one overlapping.
+@inline(__always)
+func copyRow(from source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+    if count < 8 {
+        for x in 0..<count { destination[x] = source[x] }
+        return
+    }
+    var x = 0
+    while x + 8 <= count {
+        UnsafeMutableRawPointer(destination + x).storeBytes(
+            of: UnsafeRawPointer(source + x).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+        x += 8
+    }
+    if x < count {
+        let last = count - 8
+        UnsafeMutableRawPointer(destination + last).storeBytes(
+            of: UnsafeRawPointer(source + last).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+    }
+}
+
+/// `destination[x] += source[x]` for `count` floats.
+@inline(__always)
+func addRow(from source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+    var x = 0
+    while x + 4 <= count {
+        let sum = UnsafeRawPointer(destination + x).loadUnaligned(as: SIMD4<Float>.self)
+            + UnsafeRawPointer(source + x).loadUnaligned(as: SIMD4<Float>.self)
+        UnsafeMutableRawPointer(destination + x).storeBytes(of: sum, as: SIMD4<Float>.self)
+        x += 4
+    }
+    while x < count { destination[x] += source[x]; x += 1 }
 }

@@ -11,7 +11,9 @@ import TensorKit
 /// Input pieces `[B, n, C, p, p]` (already normalised), output scores `[B, n, n]`; row `i` of
 /// puzzle `b` scores scrambled piece `i` over the `n` grid cells. All `B·n` pieces go through the
 /// CNN together, so BatchNorm's training statistics are taken over every piece of the batch,
-/// as PyTorch does when all pieces are passed in one call.
+/// as PyTorch does when all pieces are passed in one call. (The tutorial's own loop calls `g_1`
+/// once per piece position, so there each position has its own batch statistics and the running
+/// averages move `n` times per batch; evaluation-mode scores are the same either way.)
 ///
 /// Tensor names are the PyTorch `state_dict` keys of the tutorial's `SinkhornConvNet`
 /// (`g_1.0.weight`, `g_1.0.bias`, `g_1.3.weight`, `g_1.3.bias`, `g_1.3.running_mean`,
@@ -336,19 +338,23 @@ extension JigsawNetwork {
 
     /// Adds the per-worker partial gradients of the g2 layers to their parameters, in worker order.
     private func reduceHeadGradients(work: Workspace) {
-        var offset = 0
-        for layer in [outputLayer] + (hiddenLayer.map { [$0] } ?? []) {
-            for parameter in layer.parameters {
-                let size = parameter.value.count
-                parameter.gradient.withUnsafeMutableBufferPointer { g in
-                    for worker in 0..<work.workers {
-                        let partial = work.headPartial(worker) + offset
-                        for i in 0..<size { g[i] += partial[i] }
-                    }
+        func reduce(_ parameter: Parameter?, offset: inout Int) {
+            guard let parameter else { return }
+            let size = parameter.value.count
+            let start = offset
+            parameter.gradient.withUnsafeMutableBufferPointer { g in
+                for worker in 0..<work.workers {
+                    let partial = work.headPartial(worker) + start
+                    for i in 0..<size { g[i] += partial[i] }
                 }
-                offset += size
             }
+            offset += size
         }
+        var offset = 0
+        reduce(outputLayer.weight, offset: &offset)
+        reduce(outputLayer.bias, offset: &offset)
+        reduce(hiddenLayer?.weight, offset: &offset)
+        reduce(hiddenLayer?.bias, offset: &offset)
     }
 
     /// The workspace for `pieceCount` pieces, reused when the piece count and thread count repeat.

@@ -52,7 +52,8 @@ struct JigsawNetworkTests {
         var generator = SeededGenerator(seed: seed)
         let network = try JigsawNetwork(configuration: configuration, seed: seed)
         network.threadCount = threads
-        let batch = 2
+        // At least 16 pieces, so two threads really split the batch (a worker takes 8 pieces or more).
+        let batch = 4
         let pieces = generator.normal(network.inputShape(batch: batch))
         // Non-trivial BatchNorm affine parameters so their gradients are exercised.
         for normalisation in network.normalisations {
@@ -93,8 +94,9 @@ struct JigsawNetworkTests {
     func deterministic() throws {
         var generator = SeededGenerator(seed: 32)
         let configuration = JigsawNetworkConfiguration(grid: 2, imageSize: 12, hiddenChannels: 4)
-        let pieces = generator.normal([3, 4, 1, 6, 6])
-        let upstream = generator.normal([3, 4, 4])
+        // 32 pieces: two workers of 16 when two threads are allowed.
+        let pieces = generator.normal([8, 4, 1, 6, 6])
+        let upstream = generator.normal([8, 4, 4])
         func train(threads: Int) throws -> [String: Tensor] {
             let network = try JigsawNetwork(configuration: configuration, seed: 5)
             network.threadCount = threads

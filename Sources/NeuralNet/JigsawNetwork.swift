@@ -370,7 +370,7 @@ extension JigsawNetwork {
 }
 
 /// Buffers of one forward/backward pass, sized for a piece count and kept between steps.
-private final class Workspace: @unchecked Sendable {
+private final class Workspace {
     /// Sizes and per-block activations.
     final class Block {
         let channels: Int        // output channels

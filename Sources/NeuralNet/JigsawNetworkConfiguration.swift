@@ -1,3 +1,5 @@
+import TensorKit
+
 /// Everything needed to rebuild a ``JigsawNetwork`` and to preprocess its input; stored as the
 /// string map of a weights file's `__metadata__`, so a weights file alone is enough to serve.
 ///
@@ -89,6 +91,29 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
             try require(values.allSatisfy(\.isFinite), "normalisation \(name) must be finite")
         }
         try require(normalisationStd.allSatisfy { $0 > 0 }, "normalisation std must be positive")
+    }
+}
+
+extension JigsawNetworkConfiguration {
+    /// Normalises pixel values in `[0, 1]` in place: `x ← (x − mean[c]) / std[c]` for every
+    /// channel `c` of a tensor whose last three dimensions are `[C, H, W]` (pieces `[B, n, C, p, p]`
+    /// or images `[N, C, H, W]`), as the tutorial's `transforms.Normalize` does.
+    public func normalise(_ pixels: inout Tensor) {
+        precondition(pixels.rank >= 3 && pixels.shape[pixels.rank - 3] == channels,
+                     "normalise expects [..., \(channels), H, W], got \(pixels.shape)")
+        let plane = pixels.shape[pixels.rank - 2] * pixels.shape[pixels.rank - 1]
+        let means = (0..<channels).map { normalisationMean.count == 1 ? normalisationMean[0] : normalisationMean[$0] }
+        let stds = (0..<channels).map { normalisationStd.count == 1 ? normalisationStd[0] : normalisationStd[$0] }
+        pixels.withUnsafeMutableBufferPointer { x in
+            var offset = 0
+            while offset < x.count {
+                for c in 0..<channels {
+                    let (mean, std) = (means[c], stds[c])
+                    for i in offset..<(offset + plane) { x[i] = (x[i] - mean) / std }
+                    offset += plane
+                }
+            }
+        }
     }
 }
 

@@ -100,6 +100,18 @@ struct CheckpointTests {
         #expect(throws: error) { try JigsawNetworkConfiguration(metadata: metadata) }
     }
 
+    @Test("normalisation applies each channel's mean and standard deviation")
+    func normalise() {
+        let configuration = JigsawNetworkConfiguration(channels: 2, normalisationMean: [0.5, 0.25],
+                                                       normalisationStd: [0.5, 0.25])
+        var pixels = Tensor(shape: [1, 2, 2, 2, 1], storage: [0, 1, 0.25, 0.5, 1, 0.5, 0, 0.75])
+        configuration.normalise(&pixels)
+        #expect(pixels.storage == [-1, 1, 0, 1, 1, 0, -1, 2])
+        var grey = Tensor(shape: [1, 1, 1, 2], storage: [0.1307, 0.1307 + 0.3081])
+        JigsawNetworkConfiguration().normalise(&grey)
+        #expect(abs(grey.storage[0]) < 1e-6 && abs(grey.storage[1] - 1) < 1e-6)
+    }
+
     @Test("network construction refuses an invalid configuration")
     func invalidConfiguration() {
         #expect(throws: NeuralNetError.self) {

@@ -50,7 +50,7 @@ public final class Adam {
         let (b1, b2) = (betas.0, betas.1)
         let (eps, decay) = (epsilon, weightDecay)
         for (index, parameter) in parameters.enumerated() {
-            precondition(parameter.gradient.shape == parameter.value.shape, "gradient shape of \(parameter.name)")
+            parameter.checkShape()
             parameter.gradient.withUnsafeBufferPointer { g in
                 parameter.value.withUnsafeMutableBufferPointer { theta in
                     firstMoments[index].withUnsafeMutableBufferPointer { m in

@@ -57,6 +57,13 @@ public final class BatchNorm2d {
     deinit { partialSums.deallocate() }
 
     public var parameters: [Parameter] { [weight, bias] }
+
+    func checkParameterShapes() {
+        weight.checkShape()
+        bias.checkShape()
+        runningMean.checkShape()
+        runningVariance.checkShape()
+    }
     public var buffers: [Buffer] { [runningMean, runningVariance] }
 
     private var mean: UnsafeMutablePointer<Float> { coefficients.pointer }
@@ -284,6 +291,7 @@ public final class BatchNorm2d {
                      "BatchNorm2d expects [N, \(channels), H, W], got \(input.shape)")
         let count = input.shape[0], planeSize = input.shape[2] * input.shape[3]
         let workers = max(1, min(threadCount, count))
+        checkParameterShapes()
         cachedInput = input
         var output = Tensor(shape: input.shape)
         input.withUnsafeBufferPointer { x in
@@ -316,6 +324,7 @@ public final class BatchNorm2d {
                      "BatchNorm2d gradient \(outputGradient.shape) vs input \(input.shape)")
         let count = input.shape[0], planeSize = input.shape[2] * input.shape[3]
         let workers = max(1, min(threadCount, count))
+        checkParameterShapes()
         var inputGradient = Tensor(shape: input.shape)
         input.withUnsafeBufferPointer { x in
             outputGradient.withUnsafeBufferPointer { dy in

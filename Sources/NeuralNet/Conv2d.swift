@@ -51,6 +51,11 @@ public final class Conv2d {
     /// The parameters in PyTorch order (weight, then bias).
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
+    func checkParameterShapes() {
+        weight.checkShape()
+        bias?.checkShape()
+    }
+
     /// The rows of the im2col matrix: `C·k·k`.
     var taps: Int { inputChannels * kernelSize * kernelSize }
 
@@ -167,6 +172,7 @@ public final class Conv2d {
         let (count, height, width) = (input.shape[0], input.shape[2], input.shape[3])
         let (outHeight, outWidth) = outputSize(height: height, width: width)
         precondition(outHeight > 0 && outWidth > 0, "input \(input.shape) smaller than the kernel")
+        checkParameterShapes()
         let pixels = outHeight * outWidth
         cachedInput = input
         var output = Tensor(shape: [count, outputChannels, outHeight, outWidth])
@@ -212,6 +218,7 @@ public final class Conv2d {
     }
 
     private func backward(_ outputGradient: Tensor, input: Tensor, inputGradient: UnsafeMutablePointer<Float>?) {
+        checkParameterShapes()
         let (count, height, width) = (input.shape[0], input.shape[2], input.shape[3])
         let (outHeight, outWidth) = outputSize(height: height, width: width)
         precondition(outputGradient.shape == [count, outputChannels, outHeight, outWidth],

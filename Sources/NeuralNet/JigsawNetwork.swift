@@ -98,6 +98,15 @@ public final class JigsawNetwork: Module {
 
     public var buffers: [Buffer] { normalisations.flatMap(\.buffers) }
 
+    /// Stops if a parameter or buffer was given another shape from outside (the kernels read
+    /// them through raw pointers).
+    func checkParameterShapes() {
+        for convolution in convolutions { convolution.checkParameterShapes() }
+        for normalisation in normalisations { normalisation.checkParameterShapes() }
+        hiddenLayer?.checkParameterShapes()
+        outputLayer.checkParameterShapes()
+    }
+
     /// The shape of one input batch of `batch` puzzles: `[batch, n, C, p, p]`.
     public func inputShape(batch: Int) -> [Int] {
         let c = configuration
@@ -117,6 +126,7 @@ extension JigsawNetwork {
         precondition(pieces.rank == 5 && Array(pieces.shape.dropFirst()) == Array(inputShape(batch: 0).dropFirst()),
                      "JigsawNetwork expects \(inputShape(batch: pieces.shape.first ?? 0)), got \(pieces.shape)")
         let batch = pieces.shape[0], count = batch * c.pieceCount
+        checkParameterShapes()
         let work = prepareWorkspace(pieceCount: count)
         cachedInput = pieces
         let workers = work.workers
@@ -252,6 +262,7 @@ extension JigsawNetwork {
         let batch = input.shape[0], count = batch * c.pieceCount
         precondition(scoresGradient.shape == [batch, c.pieceCount, c.pieceCount],
                      "scores gradient \(scoresGradient.shape) does not match [\(batch), n, n]")
+        checkParameterShapes()
         let workers = work.workers
         let lastBlock = c.convolutionBlocks - 1
         scoresGradient.withUnsafeBufferPointer { dScores in

@@ -33,6 +33,11 @@ public final class Linear {
     /// The parameters in PyTorch order (weight, then bias).
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
+    func checkParameterShapes() {
+        weight.checkShape()
+        bias?.checkShape()
+    }
+
     // MARK: - Kernels on row-major buffers
 
     /// `output[rows, out] = input[rows, in] · Wᵀ (+ b)`.
@@ -96,6 +101,7 @@ public final class Linear {
         precondition(input.rank >= 1 && input.shape.last == inputFeatures,
                      "Linear expects [..., \(inputFeatures)], got \(input.shape)")
         let rows = input.count / inputFeatures
+        checkParameterShapes()
         cachedInput = input
         var output = Tensor(shape: Array(input.shape.dropLast()) + [outputFeatures])
         input.withUnsafeBufferPointer { x in
@@ -127,6 +133,7 @@ public final class Linear {
         let rows = input.count / inputFeatures
         precondition(outputGradient.count == rows * outputFeatures && outputGradient.shape.last == outputFeatures,
                      "Linear gradient \(outputGradient.shape) does not match input \(input.shape)")
+        checkParameterShapes()
         input.withUnsafeBufferPointer { x in
             outputGradient.withUnsafeBufferPointer { dy in
                 accumulateGradients(input: x.baseAddress!, outputGradient: dy.baseAddress!, rows: rows)

@@ -31,7 +31,7 @@ extension Module {
     public func load(_ tensors: [String: Tensor]) throws {
         var expected: [String: [Int]] = [:]
         for parameter in parameters { expected[parameter.name] = parameter.shape }
-        for buffer in buffers { expected[buffer.name] = buffer.value.shape }
+        for buffer in buffers { expected[buffer.name] = buffer.shape }
         for name in expected.keys.sorted() {
             guard let tensor = tensors[name] else { throw NeuralNetError.missingTensor(name: name) }
             let shape = expected[name] ?? []

@@ -9,6 +9,9 @@ import TensorKit
 public final class Parameter {
     /// The full name, for example `g_1.0.weight`.
     public let name: String
+    /// The shape fixed at creation; ``value`` and ``gradient`` must keep it (layers check it
+    /// before they read either through raw pointers).
+    public let shape: [Int]
     /// The current value.
     public var value: Tensor
     /// `∂loss/∂value`, accumulated by backward passes until ``zeroGradient()``.
@@ -17,12 +20,17 @@ public final class Parameter {
     /// A parameter with a zero gradient of the same shape as `value`.
     public init(name: String, value: Tensor) {
         self.name = name
+        self.shape = value.shape
         self.value = value
         self.gradient = Tensor(shape: value.shape)
     }
 
-    /// The shape of the value (and of the gradient).
-    public var shape: [Int] { value.shape }
+    /// Stops on a value or gradient whose shape was changed from outside.
+    @inline(__always)
+    func checkShape() {
+        precondition(value.shape == shape && gradient.shape == shape,
+                     "parameter \(name) must keep shape \(shape), has value \(value.shape), gradient \(gradient.shape)")
+    }
 
     /// Sets every gradient element to zero without reallocating.
     public func zeroGradient() {
@@ -36,11 +44,19 @@ public final class Parameter {
 public final class Buffer {
     /// The full name, for example `g_1.3.running_mean`.
     public let name: String
+    /// The shape fixed at creation; ``value`` must keep it.
+    public let shape: [Int]
     /// The current value.
     public var value: Tensor
 
     public init(name: String, value: Tensor) {
         self.name = name
+        self.shape = value.shape
         self.value = value
+    }
+
+    @inline(__always)
+    func checkShape() {
+        precondition(value.shape == shape, "buffer \(name) must keep shape \(shape), has \(value.shape)")
     }
 }

@@ -2,13 +2,16 @@ import Foundation
 import NeuralNet
 import TensorKit
 
-/// The tutorial network at grid 2 on `batch` MNIST-sized puzzles (4 pieces of 14×14 each), with
-/// seeded normal inputs and upstream gradients.
-private func tutorialNetworkSetup(batch: Int) -> (network: JigsawNetwork, pieces: Tensor, gradient: Tensor)? {
-    guard let network = try? JigsawNetwork(configuration: JigsawNetworkConfiguration(), seed: 1) else { return nil }
+/// The tutorial network on `batch` MNIST-sized puzzles (grid 2: 4 pieces of 14×14; grid 3: 9 pieces
+/// of 9×9), with seeded normal inputs and upstream gradients.
+private func tutorialNetworkSetup(batch: Int, grid: Int = 2)
+    -> (network: JigsawNetwork, pieces: Tensor, gradient: Tensor)? {
+    guard let network = try? JigsawNetwork(configuration: JigsawNetworkConfiguration(grid: grid), seed: 1) else {
+        return nil
+    }
     var generator = SeededGenerator(seed: 2)
     let pieces = generator.normal(network.inputShape(batch: batch))
-    let gradient = generator.normal([batch, 4, 4])
+    let gradient = generator.normal([batch, grid * grid, grid * grid])
     return (network, pieces, gradient)
 }
 
@@ -36,18 +39,20 @@ let networkBenchmarks: [Benchmark] = [
     // score gradient, Adam update (no Sinkhorn, no loss).
     Benchmark(op: "jigsaw_forward_backward") {
         let batch = 64
-        for threads in threadCounts {
-            guard let (network, pieces, gradient) = tutorialNetworkSetup(batch: batch) else { return }
-            network.threadCount = threads
-            let optimiser = Adam(parameters: network.parameters, learningRate: 1e-4)
-            let ms = medianMilliseconds(budget: 2) {
-                optimiser.zeroGradients()
-                _ = network.forward(pieces)
-                network.backward(gradient)
-                optimiser.step()
+        for grid in [2, 3] {
+            for threads in threadCounts {
+                guard let (network, pieces, gradient) = tutorialNetworkSetup(batch: batch, grid: grid) else { return }
+                network.threadCount = threads
+                let optimiser = Adam(parameters: network.parameters, learningRate: 1e-4)
+                let ms = medianMilliseconds(budget: 2) {
+                    optimiser.zeroGradients()
+                    _ = network.forward(pieces)
+                    network.backward(gradient)
+                    optimiser.step()
+                }
+                emit(["op": "jigsaw_forward_backward", "grid": grid, "batch": batch, "pieces": batch * grid * grid,
+                      "threads": threads, "ms": ms, "images_per_s": Double(batch) / ms * 1000])
             }
-            emit(["op": "jigsaw_forward_backward", "grid": 2, "batch": batch, "pieces": batch * 4,
-                  "threads": threads, "ms": ms, "images_per_s": Double(batch) / ms * 1000])
         }
     },
 ]

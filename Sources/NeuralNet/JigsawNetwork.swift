@@ -1,0 +1,473 @@
+import TensorKit
+
+/// The jigsaw scoring network of the Gumbel-Sinkhorn tutorial (Mena et al. 2018, §4.2;
+/// PAPERS.md §3): every piece goes through the same small CNN and its output is that piece's row
+/// of the score matrix.
+///
+///     g1: Conv2d(C → h, k×k, padding k/2) → MaxPool2d(2) → ReLU → BatchNorm2d(h)   (×(1 + extra))
+///     g2: Linear(h·(p/2ᵇ)² → n, no bias)                 or, with hidden units u,
+///     g2: Linear(h·(p/2ᵇ)² → u) → ReLU → Linear(u → n, no bias)
+///
+/// Input pieces `[B, n, C, p, p]` (already normalised), output scores `[B, n, n]`; row `i` of
+/// puzzle `b` scores scrambled piece `i` over the `n` grid cells. All `B·n` pieces go through the
+/// CNN together, so BatchNorm's training statistics are taken over every piece of the batch,
+/// as PyTorch does when all pieces are passed in one call. (The tutorial's own loop calls `g_1`
+/// once per piece position, so there each position has its own batch statistics and the running
+/// averages move `n` times per batch; evaluation-mode scores are the same either way.)
+///
+/// Tensor names are the PyTorch `state_dict` keys of the tutorial's `SinkhornConvNet`
+/// (`g_1.0.weight`, `g_1.0.bias`, `g_1.3.weight`, `g_1.3.bias`, `g_1.3.running_mean`,
+/// `g_1.3.running_var`, `g_2.weight`), extended the way an `nn.Sequential` would be: block `b`
+/// has its convolution at `g_1.(4b)` and its BatchNorm at `g_1.(4b+3)`; a hidden layer makes
+/// `g_2` a sequence with `g_2.0` (hidden) and `g_2.2` (output).
+///
+/// Performance: each piece is convolved, pooled and rectified while its im2col matrix and
+/// feature maps are still in cache (one small sgemm per piece), pieces are split over
+/// ``threadCount`` workers, and every workspace is kept between calls, so a steady training loop
+/// allocates only the returned score tensor. An instance is not safe to use from several threads
+/// at once.
+public final class JigsawNetwork: Module {
+    public let configuration: JigsawNetworkConfiguration
+    /// One convolution per block (`g_1.0`, `g_1.4`, …).
+    public let convolutions: [Conv2d]
+    /// One BatchNorm per block (`g_1.3`, `g_1.7`, …).
+    public let normalisations: [BatchNorm2d]
+    /// The optional hidden Linear layer (`g_2.0`).
+    public let hiddenLayer: Linear?
+    /// The output Linear layer without bias (`g_2` or `g_2.2`).
+    public let outputLayer: Linear
+    /// Workers for the per-piece work.
+    public var threadCount: Int = defaultThreadCount()
+    /// Training mode (batch statistics, running averages updated) or evaluation mode.
+    public var isTraining: Bool = true {
+        didSet { for normalisation in normalisations { normalisation.isTraining = isTraining } }
+    }
+
+    let pool = MaxPool2d(kernelSize: 2)
+    private var workspace: Workspace?
+    private var cachedInput: Tensor?
+    private var scores = Tensor(shape: [0])
+
+    /// A network with PyTorch's default initialisation drawn from `seed`.
+    ///
+    /// - Throws: ``NeuralNetError/invalidConfiguration(_:)`` when the configuration is not valid.
+    public init(configuration: JigsawNetworkConfiguration = JigsawNetworkConfiguration(), seed: UInt64 = 0) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        var generator = SeededGenerator(seed: seed)
+        var convolutions: [Conv2d] = []
+        var normalisations: [BatchNorm2d] = []
+        for block in 0..<configuration.convolutionBlocks {
+            convolutions.append(Conv2d(
+                name: "g_1.\(4 * block)",
+                inputChannels: block == 0 ? configuration.channels : configuration.hiddenChannels,
+                outputChannels: configuration.hiddenChannels, kernelSize: configuration.kernelSize,
+                generator: &generator))
+            normalisations.append(BatchNorm2d(name: "g_1.\(4 * block + 3)", channels: configuration.hiddenChannels))
+        }
+        self.convolutions = convolutions
+        self.normalisations = normalisations
+        if configuration.hiddenUnits > 0 {
+            hiddenLayer = Linear(name: "g_2.0", inputFeatures: configuration.featureCount,
+                                 outputFeatures: configuration.hiddenUnits, generator: &generator)
+            outputLayer = Linear(name: "g_2.2", inputFeatures: configuration.hiddenUnits,
+                                 outputFeatures: configuration.pieceCount, bias: false, generator: &generator)
+        } else {
+            hiddenLayer = nil
+            outputLayer = Linear(name: "g_2", inputFeatures: configuration.featureCount,
+                                 outputFeatures: configuration.pieceCount, bias: false, generator: &generator)
+        }
+    }
+
+    /// Builds the network described by a weights file's metadata and loads its tensors.
+    ///
+    /// - Throws: the errors of ``JigsawNetworkConfiguration/init(metadata:)`` and ``Module/load(_:)``.
+    public convenience init(metadata: [String: String], tensors: [String: Tensor]) throws {
+        try self.init(configuration: JigsawNetworkConfiguration(metadata: metadata))
+        try load(tensors)
+    }
+
+    public var parameters: [Parameter] {
+        var result: [Parameter] = []
+        for (convolution, normalisation) in zip(convolutions, normalisations) {
+            result += convolution.parameters + normalisation.parameters
+        }
+        if let hiddenLayer { result += hiddenLayer.parameters }
+        return result + outputLayer.parameters
+    }
+
+    public var buffers: [Buffer] { normalisations.flatMap(\.buffers) }
+
+    /// Stops if a parameter or buffer was given another shape from outside (the kernels read
+    /// them through raw pointers).
+    func checkParameterShapes() {
+        for convolution in convolutions { convolution.checkParameterShapes() }
+        for normalisation in normalisations { normalisation.checkParameterShapes() }
+        hiddenLayer?.checkParameterShapes()
+        outputLayer.checkParameterShapes()
+    }
+
+    /// The shape of one input batch of `batch` puzzles: `[batch, n, C, p, p]`.
+    public func inputShape(batch: Int) -> [Int] {
+        let c = configuration
+        return [batch, c.pieceCount, c.channels, c.pieceSize, c.pieceSize]
+    }
+}
+
+// MARK: - Forward and backward
+
+extension JigsawNetwork {
+    /// The scores `[B, n, n]` of a batch of scrambled pieces `[B, n, C, p, p]`.
+    ///
+    /// In training mode BatchNorm uses the statistics of all `B·n` pieces and updates its running
+    /// averages; the input is kept for ``backward(_:)``.
+    public func forward(_ pieces: Tensor) -> Tensor {
+        let c = configuration
+        precondition(pieces.rank == 5 && Array(pieces.shape.dropFirst()) == Array(inputShape(batch: 0).dropFirst()),
+                     "JigsawNetwork expects \(inputShape(batch: pieces.shape.first ?? 0)), got \(pieces.shape)")
+        let batch = pieces.shape[0], count = batch * c.pieceCount
+        checkParameterShapes()
+        let work = prepareWorkspace(pieceCount: count)
+        cachedInput = pieces
+        let workers = work.workers
+        let outputShape = [batch, c.pieceCount, c.pieceCount]
+        if scores.shape != outputShape { scores = Tensor(shape: outputShape) }
+        scores.withUnsafeMutableBufferPointer { output in
+        let output = output.baseAddress!
+        pieces.withUnsafeBufferPointer { input in
+            var blockInput = UnsafePointer(input.baseAddress!)
+            for block in 0..<c.convolutionBlocks {
+                let geometry = work.blocks[block]
+                let convolution = convolutions[block], normalisation = normalisations[block]
+                let sums = normalisation.partials(workers: workers)
+                let training = isTraining
+                convolution.weight.value.withUnsafeBufferPointer { weight in
+                    withOptionalPointer(convolution.bias?.value) { bias in
+                        let weight = weight.baseAddress!
+                        let source = blockInput
+                        Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                            let scratch = work.scratch(worker)
+                            for n in range {
+                                convolution.im2col(sample: source + n * geometry.inputSize,
+                                                   height: geometry.side, width: geometry.side,
+                                                   columns: scratch.columns)
+                                convolution.forwardSample(columns: scratch.columns, pixels: geometry.pixels,
+                                                          weight: weight, bias: bias, output: scratch.convolved)
+                                pool.forwardSample(input: scratch.convolved, channels: geometry.channels,
+                                                   height: geometry.side, width: geometry.side,
+                                                   output: geometry.rectified.pointer + n * geometry.outputSize,
+                                                   argmax: geometry.argmax.pointer + n * geometry.outputSize,
+                                                   rectify: true)
+                            }
+                            if training {
+                                normalisation.accumulateMoments(input: geometry.rectified.pointer, samples: range,
+                                                                planeSize: geometry.outputPlane,
+                                                                sums: sums + worker * 2 * geometry.channels)
+                            }
+                        }
+                    }
+                }
+                if training {
+                    for worker in 1..<max(workers, 1) {
+                        for i in 0..<(2 * geometry.channels) { sums[i] += sums[worker * 2 * geometry.channels + i] }
+                    }
+                    normalisation.finishMoments(sums: sums, count: count * geometry.outputPlane,
+                                                updateRunningStatistics: true)
+                } else {
+                    normalisation.useRunningStatistics()
+                }
+                let isLast = block == c.convolutionBlocks - 1
+                Parallel.forEachRange(count: count, workers: workers) { _, range in
+                    normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
+                                            samples: range, planeSize: geometry.outputPlane)
+                    if isLast { headForward(work: work, pieces: range, scores: output) }
+                }
+                blockInput = UnsafePointer(geometry.normalised.pointer)
+            }
+        }
+        }
+        return scores
+    }
+
+    /// g2 on a range of pieces, in row chunks small enough that OpenBLAS stays on this thread.
+    private func headForward(work: Workspace, pieces: Range<Int>, scores: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
+        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let chunk = min(hiddenLayer?.rowsPerSingleThreadedCall ?? .max, outputLayer.rowsPerSingleThreadedCall)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(chunk, pieces.upperBound - start)
+            if let hiddenLayer {
+                let hidden = work.hidden.pointer + start * hiddenUnits
+                hiddenLayer.forward(input: features + start * featureCount, rows: rows, output: hidden)
+                ReLU.rectify(hidden, count: rows * hiddenUnits)
+                outputLayer.forward(input: hidden, rows: rows, output: scores + start * n)
+            } else {
+                outputLayer.forward(input: features + start * featureCount, rows: rows, output: scores + start * n)
+            }
+            start += rows
+        }
+    }
+
+    /// The backward of ``headForward(work:pieces:scores:)`` into `worker`'s partial gradients, then
+    /// the BatchNorm gradient sums of the last block for the same pieces.
+    private func headBackward(work: Workspace, worker: Int, pieces: Range<Int>, scoresGradient: UnsafePointer<Float>,
+                              batchNormSums: UnsafeMutablePointer<Double>) {
+        let c = configuration
+        let last = work.blocks[c.convolutionBlocks - 1]
+        let features = UnsafePointer(last.normalised.pointer)
+        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let partial = work.headPartial(worker)
+        partial.update(repeating: 0, count: work.headPartialSize)
+        let outputWeightSize = outputLayer.weight.value.count
+        let chunk = min(hiddenLayer?.rowsPerSingleThreadedCall ?? .max, outputLayer.rowsPerSingleThreadedCall)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(chunk, pieces.upperBound - start)
+            let dScores = scoresGradient + start * n
+            let dFeatures = last.normalisedGradient.pointer + start * featureCount
+            if let hiddenLayer {
+                let hidden = UnsafePointer(work.hidden.pointer + start * hiddenUnits)
+                let dHidden = work.hiddenGradient.pointer + start * hiddenUnits
+                outputLayer.accumulateGradients(input: hidden, outputGradient: dScores, rows: rows,
+                                                weightGradient: partial, biasGradient: nil)
+                outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dHidden)
+                ReLU.mask(dHidden, output: hidden, count: rows * hiddenUnits)
+                let hiddenWeight = partial + outputWeightSize
+                hiddenLayer.accumulateGradients(input: features + start * featureCount, outputGradient: dHidden,
+                                                rows: rows, weightGradient: hiddenWeight,
+                                                biasGradient: hiddenWeight + hiddenLayer.weight.value.count)
+                hiddenLayer.inputGradient(outputGradient: dHidden, rows: rows, inputGradient: dFeatures)
+            } else {
+                outputLayer.accumulateGradients(input: features + start * featureCount, outputGradient: dScores,
+                                                rows: rows, weightGradient: partial, biasGradient: nil)
+                outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dFeatures)
+            }
+            start += rows
+        }
+        normalisations[c.convolutionBlocks - 1].accumulateGradientSums(
+            outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: pieces,
+            planeSize: last.outputPlane, sums: batchNormSums)
+    }
+
+    /// Accumulates the gradients of every parameter from `∂L/∂scores` `[B, n, n]` of the last
+    /// ``forward(_:)`` (which must have run in training mode for BatchNorm's batch statistics to
+    /// be differentiated; in evaluation mode the running statistics are constants).
+    public func backward(_ scoresGradient: Tensor) {
+        let c = configuration
+        guard let input = cachedInput, let work = workspace else {
+            preconditionFailure("JigsawNetwork.backward before forward")
+        }
+        let batch = input.shape[0], count = batch * c.pieceCount
+        precondition(scoresGradient.shape == [batch, c.pieceCount, c.pieceCount],
+                     "scores gradient \(scoresGradient.shape) does not match [\(batch), n, n]")
+        checkParameterShapes()
+        let workers = work.workers
+        let lastBlock = c.convolutionBlocks - 1
+        scoresGradient.withUnsafeBufferPointer { dScores in
+            let dScores = dScores.baseAddress!
+            let sums = normalisations[lastBlock].partials(workers: workers)
+            let channels = c.hiddenChannels
+            Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
+                             batchNormSums: sums + worker * 2 * channels)
+            }
+        }
+        reduceHeadGradients(work: work)
+        input.withUnsafeBufferPointer { input in
+            for block in stride(from: lastBlock, through: 0, by: -1) {
+                let geometry = work.blocks[block]
+                let convolution = convolutions[block], normalisation = normalisations[block]
+                let sums = normalisation.partialSums(workers: workers, zeroed: block != lastBlock)
+                if block != lastBlock {
+                    Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                        normalisation.accumulateGradientSums(outputGradient: geometry.normalisedGradient.pointer,
+                                                             input: geometry.rectified.pointer, samples: range,
+                                                             planeSize: geometry.outputPlane,
+                                                             sums: sums + worker * 2 * geometry.channels)
+                    }
+                }
+                for worker in 1..<max(workers, 1) {
+                    for i in 0..<(2 * geometry.channels) { sums[i] += sums[worker * 2 * geometry.channels + i] }
+                }
+                normalisation.finishGradient(sums: sums, count: count * geometry.outputPlane)
+                let source = block == 0 ? input.baseAddress! : UnsafePointer(work.blocks[block - 1].normalised.pointer)
+                let inputGradient = block == 0 ? nil : work.blocks[block - 1].normalisedGradient.pointer
+                let weightSize = convolution.weight.value.count
+                let hasBias = convolution.bias != nil
+                convolution.weight.value.withUnsafeBufferPointer { weight in
+                    let weight = weight.baseAddress!
+                    Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                        let scratch = work.scratch(worker)
+                        scratch.weightGradient.update(repeating: 0, count: weightSize + geometry.channels)
+                        for n in range {
+                            // BatchNorm backward fused with the ReLU mask (its input is the ReLU output).
+                            normalisation.inputGradient(outputGradient: geometry.normalisedGradient.pointer,
+                                                        input: geometry.rectified.pointer,
+                                                        inputGradient: geometry.rectifiedGradient.pointer,
+                                                        samples: n..<(n + 1), planeSize: geometry.outputPlane,
+                                                        rectifiedInput: true)
+                            pool.backwardSample(outputGradient: geometry.rectifiedGradient.pointer + n * geometry.outputSize,
+                                                argmax: geometry.argmax.pointer + n * geometry.outputSize,
+                                                channels: geometry.channels, height: geometry.side, width: geometry.side,
+                                                inputGradient: scratch.convolved)
+                            convolution.im2col(sample: source + n * geometry.inputSize,
+                                               height: geometry.side, width: geometry.side, columns: scratch.columns)
+                            convolution.accumulateSample(outputGradient: scratch.convolved, columns: scratch.columns,
+                                                         pixels: geometry.pixels,
+                                                         weightGradient: scratch.weightGradient,
+                                                         biasGradient: hasBias ? scratch.weightGradient + weightSize : nil)
+                            if let inputGradient {
+                                let sample = inputGradient + n * geometry.inputSize
+                                sample.update(repeating: 0, count: geometry.inputSize)
+                                convolution.columnsGradientSample(outputGradient: scratch.convolved,
+                                                                  pixels: geometry.pixels, weight: weight,
+                                                                  columnsGradient: scratch.columnsGradient)
+                                convolution.col2imAdd(columns: scratch.columnsGradient, height: geometry.side,
+                                                      width: geometry.side, sampleGradient: sample)
+                            }
+                        }
+                    }
+                }
+                convolution.weight.gradient.withUnsafeMutableBufferPointer { g in
+                    for worker in 0..<workers {
+                        let partial = work.scratch(worker).weightGradient
+                        for i in 0..<weightSize { g[i] += partial[i] }
+                    }
+                }
+                withOptionalGradient(convolution.bias) { g in
+                    guard let g else { return }
+                    for worker in 0..<workers {
+                        let partial = work.scratch(worker).weightGradient + weightSize
+                        for o in 0..<geometry.channels { g[o] += partial[o] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the per-worker partial gradients of the g2 layers to their parameters, in worker order.
+    private func reduceHeadGradients(work: Workspace) {
+        func reduce(_ parameter: Parameter?, offset: inout Int) {
+            guard let parameter else { return }
+            let size = parameter.value.count
+            let start = offset
+            parameter.gradient.withUnsafeMutableBufferPointer { g in
+                for worker in 0..<work.workers {
+                    let partial = work.headPartial(worker) + start
+                    for i in 0..<size { g[i] += partial[i] }
+                }
+            }
+            offset += size
+        }
+        var offset = 0
+        reduce(outputLayer.weight, offset: &offset)
+        reduce(outputLayer.bias, offset: &offset)
+        reduce(hiddenLayer?.weight, offset: &offset)
+        reduce(hiddenLayer?.bias, offset: &offset)
+    }
+
+    /// The workspace for `pieceCount` pieces, reused when the piece count and thread count repeat.
+    private func prepareWorkspace(pieceCount: Int) -> Workspace {
+        // A piece costs about 10 µs forward and backward; below 8 pieces per worker, waking a
+        // second thread costs more than it saves (a single puzzle is served on one thread).
+        let workers = max(1, min(threadCount, pieceCount / 8))
+        if let workspace, workspace.pieceCount == pieceCount, workspace.workers == workers { return workspace }
+        let created = Workspace(configuration: configuration, pieceCount: pieceCount, workers: workers)
+        workspace = created
+        return created
+    }
+}
+
+/// Buffers of one forward/backward pass, sized for a piece count and kept between steps.
+private final class Workspace {
+    /// Sizes and per-block activations.
+    final class Block {
+        let channels: Int        // output channels
+        let side: Int            // input side (= convolution output side)
+        let pixels: Int          // side²
+        let inputSize: Int       // input channels · side²
+        let outputPlane: Int     // pooled side²
+        let outputSize: Int      // channels · pooled side²
+        let rectified: FloatBuffer          // pooled + ReLU, the BatchNorm input
+        let argmax: ByteBuffer
+        let normalised: FloatBuffer         // BatchNorm output
+        let rectifiedGradient: FloatBuffer
+        let normalisedGradient: FloatBuffer
+
+        init(inputChannels: Int, channels: Int, side: Int, pieceCount: Int) {
+            self.channels = channels
+            self.side = side
+            pixels = side * side
+            inputSize = inputChannels * pixels
+            outputPlane = (side / 2) * (side / 2)
+            outputSize = channels * outputPlane
+            rectified = FloatBuffer(count: pieceCount * outputSize)
+            argmax = ByteBuffer(count: pieceCount * outputSize)
+            normalised = FloatBuffer(count: pieceCount * outputSize)
+            rectifiedGradient = FloatBuffer(count: pieceCount * outputSize)
+            normalisedGradient = FloatBuffer(count: pieceCount * outputSize)
+        }
+    }
+
+    /// Per-worker scratch, small enough to stay in cache while one piece is processed.
+    struct Scratch {
+        let columns: UnsafeMutablePointer<Float>
+        let columnsGradient: UnsafeMutablePointer<Float>
+        let convolved: UnsafeMutablePointer<Float>
+        let weightGradient: UnsafeMutablePointer<Float>
+    }
+
+    let pieceCount: Int
+    let workers: Int
+    let blocks: [Block]
+    let hidden: FloatBuffer
+    let hiddenGradient: FloatBuffer
+    private let scratchBuffer: FloatBuffer
+    private let columnsSize: Int, convolvedSize: Int, weightSize: Int
+
+    init(configuration c: JigsawNetworkConfiguration, pieceCount: Int, workers: Int) {
+        self.pieceCount = pieceCount
+        self.workers = workers
+        var blocks: [Block] = []
+        var side = c.pieceSize, channels = c.channels
+        var columns = 0, convolved = 0, weights = 0
+        for _ in 0..<c.convolutionBlocks {
+            blocks.append(Block(inputChannels: channels, channels: c.hiddenChannels, side: side, pieceCount: pieceCount))
+            columns = max(columns, channels * c.kernelSize * c.kernelSize * side * side)
+            convolved = max(convolved, c.hiddenChannels * side * side)
+            weights = max(weights, c.hiddenChannels * channels * c.kernelSize * c.kernelSize + c.hiddenChannels)
+            side /= 2
+            channels = c.hiddenChannels
+        }
+        self.blocks = blocks
+        hidden = FloatBuffer(count: pieceCount * c.hiddenUnits)
+        hiddenGradient = FloatBuffer(count: pieceCount * c.hiddenUnits)
+        // Round each region to 16 floats so workers never share a cache line.
+        func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+        columnsSize = rounded(columns)
+        convolvedSize = rounded(convolved)
+        weightSize = rounded(weights)
+        scratchBuffer = FloatBuffer(count: workers * (2 * columnsSize + convolvedSize + weightSize))
+        // Output weight, then hidden weight and bias: the order of `reduceHeadGradients`.
+        let outputInputs = c.hiddenUnits > 0 ? c.hiddenUnits : c.featureCount
+        let headWeights = outputInputs * c.pieceCount
+            + (c.hiddenUnits > 0 ? c.featureCount * c.hiddenUnits + c.hiddenUnits : 0)
+        headPartialSize = rounded(headWeights)
+        headPartials = FloatBuffer(count: workers * headPartialSize)
+    }
+
+    let headPartialSize: Int
+    private let headPartials: FloatBuffer
+
+    func headPartial(_ worker: Int) -> UnsafeMutablePointer<Float> {
+        headPartials.pointer + worker * headPartialSize
+    }
+
+    func scratch(_ worker: Int) -> Scratch {
+        let base = scratchBuffer.pointer + worker * (2 * columnsSize + convolvedSize + weightSize)
+        return Scratch(columns: base, columnsGradient: base + columnsSize,
+                       convolved: base + 2 * columnsSize, weightGradient: base + 2 * columnsSize + convolvedSize)
+    }
+}

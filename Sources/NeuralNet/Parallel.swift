@@ -1,0 +1,77 @@
+import Dispatch
+import Foundation
+
+/// Static partitioning of batch work over a few threads.
+///
+/// Each worker gets one contiguous range, always the same for the same `count` and `workers`, so
+/// per-worker partial sums reduce in a fixed order and results repeat exactly for a given thread
+/// count.
+enum Parallel {
+    /// Calls `body(worker, range)` for `workers` contiguous ranges covering `0..<count`, in
+    /// parallel when more than one worker has work.
+    static func forEachRange(count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+        let used = max(1, min(workers, count))
+        if used == 1 {
+            body(0, 0..<count)
+            return
+        }
+        // The workers only touch disjoint ranges and per-worker scratch, and `concurrentPerform`
+        // returns after all of them finish, so the closure never outlives this call.
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: used) { worker in
+                shared.value(worker, range(worker, of: used, count: count))
+            }
+        }
+    }
+
+    /// The `worker`-th of `workers` nearly equal contiguous ranges of `0..<count`.
+    static func range(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
+        (worker * count / workers)..<((worker + 1) * count / workers)
+    }
+}
+
+/// Carries a value into `concurrentPerform`'s `@Sendable` closure; callers guarantee the workers
+/// use it without data races (disjoint writes).
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// A fixed-size, zero-initialised float workspace with a stable address.
+///
+/// Layers keep these across steps so the steady state allocates nothing; the pointer may be
+/// handed to parallel workers because the buffer outlives every call that uses it.
+final class FloatBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+
+    func zero() { pointer.update(repeating: 0, count: count) }
+}
+
+/// A fixed-size byte workspace (pooling argmax offsets) with a stable address.
+final class ByteBuffer {
+    let pointer: UnsafeMutablePointer<UInt8>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// The default worker count: the active processors, at least one.
+func defaultThreadCount() -> Int {
+    max(1, ProcessInfo.processInfo.activeProcessorCount)
+}

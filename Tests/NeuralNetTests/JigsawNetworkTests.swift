@@ -1,0 +1,149 @@
+import NeuralNet
+import Testing
+import TensorKit
+
+/// The jigsaw network recomputed in Double from its named tensors with the reference layers.
+func referenceJigsawScores(_ c: JigsawNetworkConfiguration, tensors: [String: [Double]], pieces: [Double],
+                           batch: Int, training: Bool = true) -> [Double] {
+    let n = c.pieceCount, count = batch * n
+    var x = pieces, channels = c.channels, side = c.pieceSize
+    for block in 0..<c.convolutionBlocks {
+        let conv = "g_1.\(4 * block)", bn = "g_1.\(4 * block + 3)"
+        x = Reference.conv2d(x, n: count, c: channels, h: side, w: side, weight: tensors[conv + ".weight"]!,
+                             outputs: c.hiddenChannels, kernel: c.kernelSize, bias: tensors[conv + ".bias"],
+                             padding: c.kernelSize / 2)
+        x = Reference.relu(Reference.maxPool(x, planes: count * c.hiddenChannels, h: side, w: side, kernel: 2))
+        side /= 2
+        channels = c.hiddenChannels
+        let gamma = tensors[bn + ".weight"]!, beta = tensors[bn + ".bias"]!
+        if training {
+            x = Reference.batchNorm(x, n: count, c: channels, plane: side * side, gamma: gamma, beta: beta)
+        } else {
+            let mean = tensors[bn + ".running_mean"]!, variance = tensors[bn + ".running_var"]!
+            for i in 0..<x.count {
+                let ch = (i / (side * side)) % channels
+                x[i] = gamma[ch] * (x[i] - mean[ch]) / (variance[ch] + 1e-5).squareRoot() + beta[ch]
+            }
+        }
+    }
+    if c.hiddenUnits > 0 {
+        x = Reference.relu(Reference.linear(x, rows: count, inputs: c.featureCount, weight: tensors["g_2.0.weight"]!,
+                                            outputs: c.hiddenUnits, bias: tensors["g_2.0.bias"]))
+        return Reference.linear(x, rows: count, inputs: c.hiddenUnits, weight: tensors["g_2.2.weight"]!,
+                                outputs: n, bias: nil)
+    }
+    return Reference.linear(x, rows: count, inputs: c.featureCount, weight: tensors["g_2.weight"]!, outputs: n, bias: nil)
+}
+
+@Suite("JigsawNetwork")
+struct JigsawNetworkTests {
+    static let configurations: [JigsawNetworkConfiguration] = [
+        JigsawNetworkConfiguration(grid: 2, imageSize: 8, channels: 1, hiddenChannels: 3, kernelSize: 3),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 15, channels: 1, hiddenChannels: 2, kernelSize: 5),
+        JigsawNetworkConfiguration(grid: 2, imageSize: 16, channels: 3, hiddenChannels: 2, kernelSize: 3,
+                                   extraConvolutionBlocks: 1, hiddenUnits: 5,
+                                   normalisationMean: [0.5, 0.4, 0.3], normalisationStd: [0.2, 0.2, 0.2]),
+    ]
+
+    @Test("scores and every parameter gradient against Double finite differences",
+          arguments: configurations, [1, 2])
+    func gradients(configuration: JigsawNetworkConfiguration, threads: Int) throws {
+        let seed: UInt64 = 31
+        var generator = SeededGenerator(seed: seed)
+        let network = try JigsawNetwork(configuration: configuration, seed: seed)
+        network.threadCount = threads
+        // At least 16 pieces, so two threads really split the batch (a worker takes 8 pieces or more).
+        let batch = 4
+        let pieces = generator.normal(network.inputShape(batch: batch))
+        // Non-trivial BatchNorm affine parameters so their gradients are exercised.
+        for normalisation in network.normalisations {
+            normalisation.weight.value = generator.uniform([configuration.hiddenChannels], low: 0.5, high: 1.5)
+            normalisation.bias.value = generator.normal([configuration.hiddenChannels], std: 0.3)
+        }
+        let tensors = network.namedTensors()
+        let scores = network.forward(pieces)
+        #expect(scores.shape == [batch, configuration.pieceCount, configuration.pieceCount])
+        var doubles = tensors.mapValues(\.doubles)
+        let x = pieces.doubles
+        let expected = referenceJigsawScores(configuration, tensors: doubles, pieces: x, batch: batch)
+        #expect(Reference.relativeError(scores.doubles, expected) < forwardTolerance, "seed \(seed)")
+
+        let upstream = generator.normal(scores.shape)
+        network.zeroGradients()
+        network.backward(upstream)
+        let g = upstream.doubles
+        for parameter in network.parameters {
+            let numeric = Reference.gradient(at: doubles[parameter.name]!) { value in
+                doubles[parameter.name] = value
+                return Reference.dot(g, referenceJigsawScores(configuration, tensors: doubles, pieces: x, batch: batch))
+            }
+            doubles[parameter.name] = tensors[parameter.name]!.doubles
+            #expect(Reference.relativeError(parameter.gradient.doubles, numeric) < gradientTolerance,
+                    "\(parameter.name), seed \(seed), \(threads) threads")
+        }
+
+        // Evaluation mode uses the running statistics the training pass just updated.
+        network.isTraining = false
+        let evaluated = network.forward(pieces)
+        let evalExpected = referenceJigsawScores(configuration, tensors: network.namedTensors().mapValues(\.doubles),
+                                                 pieces: x, batch: batch, training: false)
+        #expect(Reference.relativeError(evaluated.doubles, evalExpected) < forwardTolerance, "seed \(seed)")
+    }
+
+    @Test("repeated steps reuse the workspace and give identical results for the same seed and threads")
+    func deterministic() throws {
+        var generator = SeededGenerator(seed: 32)
+        let configuration = JigsawNetworkConfiguration(grid: 2, imageSize: 12, hiddenChannels: 4)
+        // 32 pieces: two workers of 16 when two threads are allowed.
+        let pieces = generator.normal([8, 4, 1, 6, 6])
+        let upstream = generator.normal([8, 4, 4])
+        func train(threads: Int) throws -> [String: Tensor] {
+            let network = try JigsawNetwork(configuration: configuration, seed: 5)
+            network.threadCount = threads
+            let adam = Adam(parameters: network.parameters, learningRate: 0.01)
+            for _ in 0..<3 {
+                adam.zeroGradients()
+                _ = network.forward(pieces)
+                network.backward(upstream)
+                adam.step()
+            }
+            return network.namedTensors()
+        }
+        #expect(try train(threads: 2) == train(threads: 2))
+        // Across thread counts only the grouping of float sums differs. Compared on gradients:
+        // Adam would blow rounding noise in near-zero gradients up to whole learning-rate steps.
+        func gradients(threads: Int) throws -> [String: Tensor] {
+            let network = try JigsawNetwork(configuration: configuration, seed: 5)
+            network.threadCount = threads
+            _ = network.forward(pieces)
+            network.backward(upstream)
+            return Dictionary(uniqueKeysWithValues: network.parameters.map { ($0.name, $0.gradient) })
+        }
+        let one = try gradients(threads: 1), two = try gradients(threads: 2)
+        for (name, gradient) in one {
+            let scale = max(1, gradient.storage.map(abs).max() ?? 0)
+            #expect(gradient.maxAbsDifference(two[name]!) < 1e-5 * scale, "\(name): 1 vs 2 threads")
+        }
+    }
+
+    @Test("the default network is the tutorial's, with its PyTorch tensor names and shapes")
+    func tutorialNames() throws {
+        let network = try JigsawNetwork()
+        let shapes = network.namedTensors().mapValues(\.shape)
+        #expect(shapes == [
+            "g_1.0.weight": [32, 1, 5, 5], "g_1.0.bias": [32],
+            "g_1.3.weight": [32], "g_1.3.bias": [32], "g_1.3.running_mean": [32], "g_1.3.running_var": [32],
+            "g_2.weight": [4, 1568],
+        ])
+        #expect(network.parameters.map(\.name) == ["g_1.0.weight", "g_1.0.bias", "g_1.3.weight", "g_1.3.bias", "g_2.weight"])
+        #expect(network.inputShape(batch: 64) == [64, 4, 1, 14, 14])
+        let deeper = try JigsawNetwork(configuration: JigsawNetworkConfiguration(
+            grid: 2, imageSize: 28, extraConvolutionBlocks: 1, hiddenUnits: 16))
+        #expect(Set(deeper.namedTensors().keys) == [
+            "g_1.0.weight", "g_1.0.bias", "g_1.3.weight", "g_1.3.bias", "g_1.3.running_mean", "g_1.3.running_var",
+            "g_1.4.weight", "g_1.4.bias", "g_1.7.weight", "g_1.7.bias", "g_1.7.running_mean", "g_1.7.running_var",
+            "g_2.0.weight", "g_2.0.bias", "g_2.2.weight",
+        ])
+        #expect(deeper.namedTensors()["g_2.0.weight"]?.shape == [16, 32 * 3 * 3])
+    }
+}

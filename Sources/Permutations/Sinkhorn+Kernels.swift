@@ -15,26 +15,6 @@ import TensorKit
 // Every kernel works on a half-open range of rows so that one matrix can be split across threads;
 // column reductions go to per-block partial buffers that the caller merges.
 
-@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
-@inline(__always) func lanesMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-    a.replacing(with: b, where: b .> a)
-}
-
-@inline(__always) func lanesMin(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-    a.replacing(with: b, where: b .< a)
-}
-
 /// Runs `body(block)` for `blocks` blocks, on the calling thread when there is one block.
 ///
 /// The blocks write disjoint memory through raw pointers, which the compiler cannot see, so the
@@ -53,59 +33,6 @@ import TensorKit
     (rows * block / blocks)..<(rows * (block + 1) / blocks)
 }
 
-/// `e^x` for eight lanes: Cephes range reduction `x = k·ln2 + r` and degree-6 polynomial, with
-/// `k` rounded by the float magic-number trick so that no lane-by-lane float→int conversion is
-/// needed (the conversion dominated the cost). `0` below `−87.34` (no subnormals), `+∞` above `88.72`.
-@inline(__always) func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let upper = SIMD8<Float>(repeating: 88.722_83)
-    let lower = SIMD8<Float>(repeating: -87.336_55)
-    // The standard library's `clamped` and `pointwiseMax` are not inlined across modules here; lane
-    // selects compile to blends.
-    let xc = lanesMin(lanesMax(x, lower), upper)
-    let magic = SIMD8<Float>(repeating: 12_582_912)  // 1.5 · 2²³: adding it rounds to an integer
-    let shifted = xc * 1.442_695_040_888_963_4 + magic
-    let k = shifted - magic
-    var r = xc - k * 0.693_359_375
-    r = r - k * -2.121_944_4e-4
-    var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
-    p = p * r + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    p = p * (r * r) + r + 1
-    let ki = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-    // 2^k in two halves so that k = 128 does not overflow the exponent field.
-    let half = ki &>> 1
-    let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: SIMD8<Float>.self)
-    let scale2 = unsafeBitCast((ki &- half &+ 127) &<< 23, to: SIMD8<Float>.self)
-    var result = p * scale1 * scale2
-    result.replace(with: SIMD8<Float>(repeating: .infinity), where: x .> upper)
-    result.replace(with: SIMD8<Float>(repeating: 0), where: x .< lower)
-    result.replace(with: x, where: x .!= x)
-    return result
-}
-
-/// `e^x` for one value with the same algorithm as `fastExp(_: SIMD8<Float>)`.
-@inline(__always) func fastExp(_ x: Float) -> Float { fastExp(SIMD8<Float>(repeating: x))[0] }
-
-/// `y[i] = e^(x[i] + shift)` over `count` elements, returning the sum; `x` and `y` may alias.
-@inline(__always) func fastExp(_ x: UnsafePointer<Float>, shift: Float, into y: UnsafeMutablePointer<Float>,
-                               count: Int) -> Float {
-    var acc = SIMD8<Float>(repeating: 0)
-    let sv = SIMD8<Float>(repeating: shift)
-    var i = 0
-    while i + 8 <= count {
-        let e = fastExp(load8(x + i) + sv)
-        store8(e, y + i)
-        acc += e
-        i += 8
-    }
-    var total = acc.sum()
-    while i < count { let e = fastExp(x[i] + shift); y[i] = e; total += e; i += 1 }
-    return total
-}
-
 enum SinkhornKernels {
     /// `f_i ← logA_i − log Σ_j exp(s·x_ij + g_j)` for the rows in `rows` (a log-domain row step).
     static func logRowStep(x: UnsafePointer<Float>, columns n: Int, scale s: Float,
@@ -118,9 +45,9 @@ enum SinkhornKernels {
             var j = 0
             var mv = SIMD8<Float>(repeating: -.infinity)
             while j + 8 <= n {
-                let t = sv * load8(xi + j) + load8(g + j)
-                store8(t, scratch + j)
-                mv = lanesMax(mv, t)
+                let t = sv * VectorMath.load8(xi + j) + VectorMath.load8(g + j)
+                VectorMath.store8(t, scratch + j)
+                mv = VectorMath.lanesMax(mv, t)
                 j += 8
             }
             var mx = mv.max()
@@ -130,7 +57,7 @@ enum SinkhornKernels {
                 mx = Swift.max(mx, t)
                 j += 1
             }
-            let total = fastExp(UnsafePointer(scratch), shift: -mx, into: scratch, count: n)
+            let total = VectorMath.exp(UnsafePointer(scratch), shift: -mx, into: scratch, count: n)
             f[i] = logA[i] - (mx + logf(total))
         }
     }
@@ -149,27 +76,27 @@ enum SinkhornKernels {
             let ki = kernel + i * n
             var j = 0
             var mv = SIMD8<Float>(repeating: -.infinity)
-            while j + 8 <= n { mv = lanesMax(mv, sv * load8(xi + j)); j += 8 }
+            while j + 8 <= n { mv = VectorMath.lanesMax(mv, sv * VectorMath.load8(xi + j)); j += 8 }
             var mx = mv.max()
             while j < n { mx = Swift.max(mx, s * xi[j]); j += 1 }
             j = 0
             let shift = SIMD8<Float>(repeating: -mx)
             var acc = SIMD8<Float>(repeating: 0)
             while j + 8 <= n {
-                let e = fastExp(sv * load8(xi + j) + shift)
-                store8(e, ki + j)
+                let e = VectorMath.exp(sv * VectorMath.load8(xi + j) + shift)
+                VectorMath.store8(e, ki + j)
                 acc += e
                 j += 8
             }
             var total = acc.sum()
-            while j < n { let e = fastExp(s * xi[j] - mx); ki[j] = e; total += e; j += 1 }
+            while j < n { let e = VectorMath.exp(s * xi[j] - mx); ki[j] = e; total += e; j += 1 }
             f[i] = logA[i] - (mx + logf(total))
             let factor = SIMD8<Float>(repeating: a[i] / total)
             j = 0
             while j + 8 <= n {
-                let k = load8(ki + j) * factor
-                store8(k, ki + j)
-                store8(load8(columnSums + j) + k, columnSums + j)
+                let k = VectorMath.load8(ki + j) * factor
+                VectorMath.store8(k, ki + j)
+                VectorMath.store8(VectorMath.load8(columnSums + j) + k, columnSums + j)
                 j += 8
             }
             while j < n { ki[j] *= factor[0]; columnSums[j] += ki[j]; j += 1 }
@@ -195,11 +122,11 @@ enum SinkhornKernels {
             var rowSum = SIMD8<Float>(repeating: 0)
             var j = 0
             while j + 8 <= n {
-                store8(sv * load8(xi + j) + fv + load8(potentialG + j), li + j)
-                let e = uv * load8(ki + j) * load8(v + j)
-                store8(e, pi + j)
+                VectorMath.store8(sv * VectorMath.load8(xi + j) + fv + VectorMath.load8(potentialG + j), li + j)
+                let e = uv * VectorMath.load8(ki + j) * VectorMath.load8(v + j)
+                VectorMath.store8(e, pi + j)
                 rowSum += e
-                store8(load8(columnSums + j) + e, columnSums + j)
+                VectorMath.store8(VectorMath.load8(columnSums + j) + e, columnSums + j)
                 j += 8
             }
             var total = rowSum.sum()
@@ -229,7 +156,7 @@ enum SinkhornKernels {
             let fv = SIMD8<Float>(repeating: f[i])
             var j = 0
             while j + 8 <= n {
-                store8(lanesMax(load8(maxima + j), sv * load8(xi + j) + fv), maxima + j)
+                VectorMath.store8(VectorMath.lanesMax(VectorMath.load8(maxima + j), sv * VectorMath.load8(xi + j) + fv), maxima + j)
                 j += 8
             }
             while j < n { maxima[j] = Swift.max(maxima[j], s * xi[j] + f[i]); j += 1 }
@@ -239,11 +166,11 @@ enum SinkhornKernels {
             let fv = SIMD8<Float>(repeating: f[i])
             var j = 0
             while j + 8 <= n {
-                let e = fastExp(sv * load8(xi + j) + fv - load8(maxima + j))
-                store8(load8(sums + j) + e, sums + j)
+                let e = VectorMath.exp(sv * VectorMath.load8(xi + j) + fv - VectorMath.load8(maxima + j))
+                VectorMath.store8(VectorMath.load8(sums + j) + e, sums + j)
                 j += 8
             }
-            while j < n { sums[j] += fastExp(s * xi[j] + f[i] - maxima[j]); j += 1 }
+            while j < n { sums[j] += VectorMath.exp(s * xi[j] + f[i] - maxima[j]); j += 1 }
         }
     }
 
@@ -257,7 +184,7 @@ enum SinkhornKernels {
             for b in 0..<blocks { mx = Swift.max(mx, maxima[b * n + j]) }
             var total: Float = 0
             for b in 0..<blocks where sums[b * n + j] > 0 {
-                total += sums[b * n + j] * fastExp(maxima[b * n + j] - mx)
+                total += sums[b * n + j] * VectorMath.exp(maxima[b * n + j] - mx)
             }
             g[j] = logB[j] - (mx + logf(total))
         }
@@ -277,13 +204,13 @@ enum SinkhornKernels {
             let fv = SIMD8<Float>(repeating: f[i])
             var j = 0
             while j + 8 <= n {
-                let e = fastExp(sv * load8(xi + j) + fv + load8(g + j))
-                store8(e, ki + j)
-                store8(load8(columnSums + j) + e, columnSums + j)
+                let e = VectorMath.exp(sv * VectorMath.load8(xi + j) + fv + VectorMath.load8(g + j))
+                VectorMath.store8(e, ki + j)
+                VectorMath.store8(VectorMath.load8(columnSums + j) + e, columnSums + j)
                 j += 8
             }
             while j < n {
-                let e = fastExp(s * xi[j] + f[i] + g[j])
+                let e = VectorMath.exp(s * xi[j] + f[i] + g[j])
                 ki[j] = e
                 columnSums[j] += e
                 j += 1
@@ -310,7 +237,7 @@ enum SinkhornKernels {
                 let ki = kernel + (i + r) * n
                 var acc = SIMD8<Float>(repeating: 0)
                 var j = 0
-                while j + 8 <= n { acc += load8(ki + j) * load8(v + j); j += 8 }
+                while j + 8 <= n { acc += VectorMath.load8(ki + j) * VectorMath.load8(v + j); j += 8 }
                 var t = acc.sum()
                 while j < n { t += ki[j] * v[j]; j += 1 }
                 error += abs(u[i + r] * t - a[i + r])
@@ -325,8 +252,8 @@ enum SinkhornKernels {
             let s2 = SIMD8<Float>(repeating: scale[2]), s3 = SIMD8<Float>(repeating: scale[3])
             var j = 0
             while j + 8 <= n {
-                let sum = s0 * load8(k0 + j) + s1 * load8(k1 + j) + s2 * load8(k2 + j) + s3 * load8(k3 + j)
-                store8(load8(w + j) + sum, w + j)
+                let sum = s0 * VectorMath.load8(k0 + j) + s1 * VectorMath.load8(k1 + j) + s2 * VectorMath.load8(k2 + j) + s3 * VectorMath.load8(k3 + j)
+                VectorMath.store8(VectorMath.load8(w + j) + sum, w + j)
                 j += 8
             }
             while j < n {
@@ -355,18 +282,18 @@ enum SinkhornKernels {
             var rowSum = SIMD8<Float>(repeating: 0)
             var j = 0
             while j + 8 <= n {
-                let l = sv * load8(xi + j) + fv + load8(g + j)
-                let e = fastExp(l)
-                store8(l, li + j)
-                store8(e, pi + j)
+                let l = sv * VectorMath.load8(xi + j) + fv + VectorMath.load8(g + j)
+                let e = VectorMath.exp(l)
+                VectorMath.store8(l, li + j)
+                VectorMath.store8(e, pi + j)
                 rowSum += e
-                store8(load8(columnSums + j) + e, columnSums + j)
+                VectorMath.store8(VectorMath.load8(columnSums + j) + e, columnSums + j)
                 j += 8
             }
             var total = rowSum.sum()
             while j < n {
                 let l = s * xi[j] + f[i] + g[j]
-                let e = fastExp(l)
+                let e = VectorMath.exp(l)
                 li[j] = l
                 pi[j] = e
                 total += e

@@ -40,9 +40,9 @@ extension SinkhornKernels {
             let o = i * n
             var j = 0
             while j + 8 <= n {
-                let t = load8(upstream + o + j) * load8(matrix + o + j)
-                store8(t, adjoint + o + j)
-                store8(load8(columnSums + j) + t, columnSums + j)
+                let t = VectorMath.load8(upstream + o + j) * VectorMath.load8(matrix + o + j)
+                VectorMath.store8(t, adjoint + o + j)
+                VectorMath.store8(VectorMath.load8(columnSums + j) + t, columnSums + j)
                 j += 8
             }
             while j < n { let t = upstream[o + j] * matrix[o + j]; adjoint[o + j] = t; columnSums[j] += t; j += 1 }
@@ -69,24 +69,24 @@ extension SinkhornKernels {
                 _ = v
                 let uv = SIMD8<Float>(repeating: u[i])
                 var j = 0
-                while j + 8 <= n { store8(load8(ai + j) - uv * load8(ki + j) * load8(q + j), ai + j); j += 8 }
+                while j + 8 <= n { VectorMath.store8(VectorMath.load8(ai + j) - uv * VectorMath.load8(ki + j) * VectorMath.load8(q + j), ai + j); j += 8 }
                 while j < n { ai[j] -= u[i] * ki[j] * q[j]; j += 1 }
             case .direct(let f, let g):
                 let fv = SIMD8<Float>(repeating: f[i])
                 var j = 0
                 while j + 8 <= n {
-                    let e = fastExp(sv * load8(xi + j) + fv + load8(g + j))
-                    store8(load8(ai + j) - e * load8(q + j), ai + j)
+                    let e = VectorMath.exp(sv * VectorMath.load8(xi + j) + fv + VectorMath.load8(g + j))
+                    VectorMath.store8(VectorMath.load8(ai + j) - e * VectorMath.load8(q + j), ai + j)
                     j += 8
                 }
-                while j < n { ai[j] -= fastExp(s * xi[j] + f[i] + g[j]) * q[j]; j += 1 }
+                while j < n { ai[j] -= VectorMath.exp(s * xi[j] + f[i] + g[j]) * q[j]; j += 1 }
             case nil:
                 break
             }
             if let row {
                 var acc = SIMD8<Float>(repeating: 0)
                 var j = 0
-                while j + 8 <= n { acc += load8(ai + j); j += 8 }
+                while j + 8 <= n { acc += VectorMath.load8(ai + j); j += 8 }
                 var r = acc.sum()
                 while j < n { r += ai[j]; j += 1 }
                 rowSums[i] = r
@@ -95,22 +95,22 @@ extension SinkhornKernels {
                 case .scaled(_, let u, let v):
                     let wv = SIMD8<Float>(repeating: weight * u[i])
                     j = 0
-                    while j + 8 <= n { store8(load8(ai + j) - wv * load8(ki + j) * load8(v + j), ai + j); j += 8 }
+                    while j + 8 <= n { VectorMath.store8(VectorMath.load8(ai + j) - wv * VectorMath.load8(ki + j) * VectorMath.load8(v + j), ai + j); j += 8 }
                     while j < n { ai[j] -= wv[0] * ki[j] * v[j]; j += 1 }
                 case .direct(let f, let g):
                     let fv = SIMD8<Float>(repeating: f[i])
                     let wv = SIMD8<Float>(repeating: weight)
                     j = 0
                     while j + 8 <= n {
-                        let e = fastExp(sv * load8(xi + j) + fv + load8(g + j))
-                        store8(load8(ai + j) - wv * e, ai + j)
+                        let e = VectorMath.exp(sv * VectorMath.load8(xi + j) + fv + VectorMath.load8(g + j))
+                        VectorMath.store8(VectorMath.load8(ai + j) - wv * e, ai + j)
                         j += 8
                     }
-                    while j < n { ai[j] -= weight * fastExp(s * xi[j] + f[i] + g[j]); j += 1 }
+                    while j < n { ai[j] -= weight * VectorMath.exp(s * xi[j] + f[i] + g[j]); j += 1 }
                 }
             }
             var j = 0
-            while j + 8 <= n { store8(load8(columnSums + j) + load8(ai + j), columnSums + j); j += 8 }
+            while j + 8 <= n { VectorMath.store8(VectorMath.load8(columnSums + j) + VectorMath.load8(ai + j), columnSums + j); j += 8 }
             while j < n { columnSums[j] += ai[j]; j += 1 }
         }
     }
@@ -335,7 +335,7 @@ extension Sinkhorn {
         let scale = SIMD8<Float>(repeating: s)
         var index = 0
         let count = m * n
-        while index + 8 <= count { store8(load8(adjoint + index) * scale, adjoint + index); index += 8 }
+        while index + 8 <= count { VectorMath.store8(VectorMath.load8(adjoint + index) * scale, adjoint + index); index += 8 }
         while index < count { adjoint[index] *= s; index += 1 }
     }
 }

@@ -14,15 +14,50 @@ public enum VectorMath {
     @usableFromInline static let ln2Lo: Float = -2.121_944_4e-4
     @usableFromInline static let log2e: Float = 1.442_695_040_888_963_4
 
+    /// Unaligned load of eight floats.
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Unaligned load of eight floats.
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Unaligned store of eight floats.
+    @inlinable @inline(__always)
+    public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// Lane-wise maximum. The standard library's `pointwiseMax` and `clamped` are generic and not
+    /// inlined across modules; lane selects compile to blends.
+    @inlinable @inline(__always)
+    public static func lanesMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        a.replacing(with: b, where: b .> a)
+    }
+
+    /// Lane-wise minimum (see `lanesMax`).
+    @inlinable @inline(__always)
+    public static func lanesMin(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        a.replacing(with: b, where: b .< a)
+    }
+
     /// `e^x` for eight lanes at once.
     @inlinable @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let upper = SIMD8<Float>(repeating: 88.722_83)
         let lower = SIMD8<Float>(repeating: -87.336_55)
-        let xc = x.clamped(lowerBound: lower, upperBound: upper)
-        let n = (xc * log2e).rounded(.toNearestOrEven)
-        var r = xc - n * ln2Hi
-        r = r - n * ln2Lo
+        let xc = lanesMin(lanesMax(x, lower), upper)
+        // Adding 1.5·2²³ rounds to an integer in the low mantissa bits, avoiding a generic
+        // float→int conversion.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = xc * log2e + magic
+        let k = shifted - magic
+        var r = xc - k * ln2Hi
+        r = r - k * ln2Lo
         // Minimax coefficients for e^r on [-ln2/2, ln2/2] (Cephes expf).
         var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
         p = p * r + 1.398_199_950_7e-3
@@ -31,11 +66,11 @@ public enum VectorMath {
         p = p * r + 1.666_666_545_9e-1
         p = p * r + 5.000_000_120_1e-1
         p = p * (r * r) + r + 1
-        // Scale by 2^n in two halves so that n = 128 (x near the upper bound) does not overflow the field.
-        let ni = SIMD8<Int32>(n)
-        let half = ni &>> 1
+        let ki = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        // 2^k in two halves so that k = 128 does not overflow the exponent field.
+        let half = ki &>> 1
         let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: SIMD8<Float>.self)
-        let scale2 = unsafeBitCast((ni &- half &+ 127) &<< 23, to: SIMD8<Float>.self)
+        let scale2 = unsafeBitCast((ki &- half &+ 127) &<< 23, to: SIMD8<Float>.self)
         var result = p * scale1 * scale2
         result.replace(with: SIMD8<Float>(repeating: .infinity), where: x .> upper)
         result.replace(with: SIMD8<Float>(repeating: 0), where: x .< lower)
@@ -81,7 +116,7 @@ public enum VectorMath {
         while i + 8 <= count {
             let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
             if any(v .!= v) { nan = true }
-            m = pointwiseMax(m, v)
+            m = lanesMax(m, v)
             i += 8
         }
         var result = m.max()

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `jigsaw-train`: trains and evaluates the jigsaw and sorting networks offline.
+@main
+struct JigsawTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jigsaw-train",
+        abstract: "Train and evaluate Gumbel-Sinkhorn networks (jigsaw puzzles, number sorting).",
+        subcommands: [TrainCommand.self, EvaluateCommand.self, SortCommand.self]
+    )
+}

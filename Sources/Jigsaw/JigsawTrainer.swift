@@ -102,7 +102,9 @@ public final class JigsawTrainer {
             scores, temperature: tau, noiseFactor: c.noiseFactor, samplesPerExample: c.samplesPerExample,
             iterations: c.sinkhornIterations, recordsHistory: c.backward == .unrolled,
             generator: &generator, workspace: workspace)
-        let loss = reconstructionLossAndGradient(matrices: sample.result.matrix, puzzles: batch.count)
+        let loss = ReconstructionLoss.sumOfSquares(
+            matrices: sample.result.matrix, scrambled: batch.scrambled, target: batch.unscrambled,
+            puzzles: batch.count, samplesPerExample: c.samplesPerExample, upstream: &upstream, scratch: &reconstruction)
         guard loss.isFinite else { throw JigsawTrainingError.nonFiniteLoss(step: globalStep) }
         let scoresGradient: Tensor
         switch c.backward {
@@ -123,50 +125,6 @@ public final class JigsawTrainer {
         }
         return Step(lossPerPuzzle: loss / Double(puzzles), puzzles: puzzles, temperature: tau,
                     learningRate: learningRate)
-    }
-
-    /// The summed squared reconstruction error, averaged over samples, with `∂loss/∂P` left in
-    /// `upstream` `[B·S, n, n]`.
-    ///
-    /// For sample matrix `P` of puzzle `b` with scrambled pieces `X` `[n, D]` and target `T` `[n, D]`:
-    /// `R = Pᵀ X`, loss `= ‖R − T‖² / S`, `∂loss/∂R = 2 (R − T) / S`, `∂loss/∂P = X (∂loss/∂R)ᵀ`.
-    private func reconstructionLossAndGradient(matrices: Tensor, puzzles: Int) -> Double {
-        let n = batch.pieceCount
-        let d = batch.channels * batch.pieceHeight * batch.pieceWidth
-        let samples = configuration.samplesPerExample
-        if reconstruction.count != n * d { reconstruction = [Float](repeating: 0, count: n * d) }
-        if upstream.shape != matrices.shape { upstream = Tensor(shape: matrices.shape) }
-        let scale = 1 / Float(samples)
-        var total = 0.0
-        matrices.withUnsafeBufferPointer { p in
-            batch.scrambled.withUnsafeBufferPointer { x in
-                batch.unscrambled.withUnsafeBufferPointer { t in
-                    reconstruction.withUnsafeMutableBufferPointer { r in
-                        upstream.withUnsafeMutableBufferPointer { g in
-                            for b in 0..<puzzles {
-                                let xb = x.baseAddress! + b * n * d
-                                let tb = t.baseAddress! + b * n * d
-                                for s in 0..<samples {
-                                    let m = b * samples + s
-                                    BLAS.gemm(.transpose, .none, m: n, n: d, k: n, a: p.baseAddress! + m * n * n, lda: n,
-                                              b: xb, ldb: d, c: r.baseAddress!, ldc: d)
-                                    var sum: Float = 0
-                                    for i in 0..<(n * d) {
-                                        let diff = r[i] - tb[i]
-                                        sum += diff * diff
-                                        r[i] = 2 * diff * scale
-                                    }
-                                    total += Double(sum) * Double(scale)
-                                    BLAS.gemm(.none, .transpose, m: n, n: n, k: d, a: xb, lda: d, b: r.baseAddress!, ldb: d,
-                                              c: g.baseAddress! + m * n * n, ldc: n)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return total
     }
 }
 

@@ -17,6 +17,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Seed of the scrambles.") var seed: UInt64 = 0
     @Option(help: "Worker threads.") var threads: Int = 2
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
+    var bound = false
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no weights file at \(weights)") }
@@ -38,8 +40,14 @@ struct EvaluateCommand: ParsableCommand {
         let data = try dataset.load(directory: dataDirectory ?? dataset.defaultDirectory ?? "", split: split,
                                     limit: limit, channels: c.channels, imageSize: c.imageSize)
         let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed)
+        let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
+            dataset: data, grid: c.grid, limit: limit, seed: seed) : nil
         if json {
-            print(result.json)
+            if let oracle {
+                print(String(result.json.dropLast()) + ", \"identical_piece_bound\": \(oracle.json)}")
+            } else {
+                print(result.json)
+            }
         } else {
             print("model       \(weights) (\(c.grid)×\(c.grid)\(loaded.inferredConfiguration ? ", architecture inferred" : ""))")
             print("data        \(dataset.rawValue) \(split.rawValue), \(result.puzzles) puzzles")
@@ -48,6 +56,10 @@ struct EvaluateCommand: ParsableCommand {
             print(String(format: "any wrong   %.5f", result.propAnyWrong))
             print(String(format: "l1          %.5f", result.l1))
             print(String(format: "l2          %.5f", result.l2))
+            if let oracle {
+                print(String(format: "bound (identical pieces): kendall tau %.5f, prop. wrong %.5f, any wrong %.5f",
+                             oracle.kendallTau, oracle.propWrong, oracle.propAnyWrong))
+            }
         }
     }
 }

@@ -89,4 +89,18 @@ public enum JigsawModelFile {
         metadata.merge(extra) { _, new in new }
         try Safetensors.write(network.namedTensors(), metadata: metadata, toFile: path)
     }
+
+    /// Rewrites a project weights file with `entries` merged into its metadata (atomically); the
+    /// tensors are unchanged.
+    /// - Throws: `JigsawTrainingError.invalidModelFile` for a file without the project's metadata (a
+    ///   PyTorch export), `SafetensorsError` for a malformed one.
+    public static func recordMetadata(_ entries: [String: String], inFile path: String) throws {
+        let file = try SafetensorsFile(contentsOfFile: path)
+        guard file.metadata[JigsawNetworkConfiguration.Key.architecture] != nil else {
+            throw JigsawTrainingError.invalidModelFile(path: path, reason: "only the project's own weights files carry metadata")
+        }
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(named: name) }
+        try Safetensors.write(tensors, metadata: file.metadata.merging(entries) { _, new in new }, toFile: path)
+    }
 }

@@ -19,6 +19,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
+    @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no weights file at \(weights)") }
@@ -29,6 +30,7 @@ struct EvaluateCommand: ParsableCommand {
             throw ValidationError("data folder \(directory) does not exist")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if record && limit != nil { throw ValidationError("--record measures the whole split: drop --limit") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -42,6 +44,16 @@ struct EvaluateCommand: ParsableCommand {
         let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed)
         let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
             dataset: data, grid: c.grid, limit: limit, seed: seed) : nil
+        if record {
+            var entries = result.metadata(dataset: dataset.rawValue, split: split.rawValue)
+            entries["eval.seed"] = "\(seed)"
+            if let oracle {
+                entries["eval.bound_kendall_tau"] = String(format: "%.5f", oracle.kendallTau)
+                entries["eval.bound_prop_wrong"] = String(format: "%.5f", oracle.propWrong)
+                entries["eval.bound_prop_any_wrong"] = String(format: "%.5f", oracle.propAnyWrong)
+            }
+            try JigsawModelFile.recordMetadata(entries, inFile: weights)
+        }
         if json {
             if let oracle {
                 print(String(result.json.dropLast()) + ", \"identical_piece_bound\": \(oracle.json)}")

@@ -1,6 +1,161 @@
 import ArgumentParser
+import Foundation
+import Jigsaw
+import NeuralNet
+import TensorKit
+
+extension DatasetKind: ExpressibleByArgument {}
+extension SinkhornBackward: ExpressibleByArgument {}
+extension DatasetSplit: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train the jigsaw network.")
-    func run() throws { throw ValidationError("not yet available") }
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the convolutional Sinkhorn network on jigsaw puzzles.",
+        discussion: """
+        Defaults are the tutorial's recipe (PAPERS.md §3): grid 2, τ 0.1, 20 Sinkhorn iterations, noise 1, \
+        Adam lr 1e-4, batch 64, 5 epochs. The weights file written at the end carries the architecture, the \
+        hyperparameters, the test-set evaluation and the command line in its metadata.
+        """)
+
+    @Option(help: "Data set: mnist, fashion-mnist or folder.") var dataset: DatasetKind = .mnist
+    @Option(name: .customLong("data-dir"), help: "Folder with the data set (IDX files, or PNGs for folder).")
+    var dataDirectory: String?
+    @Option(help: "Pieces per side.") var grid: Int = 2
+    @Option(name: .customLong("image-size"), help: "Image side in pixels (images are resized to it for folder data).")
+    var imageSize: Int = 28
+    @Option(help: "Image channels (1 or 3).") var channels: Int = 1
+    @Option(help: "Convolution channels.") var hidden: Int = 32
+    @Option(name: .customLong("kernel-size"), help: "Convolution kernel side (odd).") var kernelSize: Int = 5
+    @Option(name: .customLong("extra-blocks"), help: "Extra conv/pool/ReLU/BN blocks after the first.")
+    var extraBlocks: Int = 0
+    @Option(name: .customLong("hidden-units"), help: "Units of a hidden layer before the score layer (0: none).")
+    var hiddenUnits: Int = 0
+    @Option(help: "Sinkhorn temperature τ.") var tau: Float = 0.1
+    @Option(name: .customLong("final-tau"), help: "Anneal τ geometrically to this value by the last step.")
+    var finalTau: Float?
+    @Option(help: "Sinkhorn iterations.") var iterations: Int = 20
+    @Option(help: "Gumbel noise factor (0: no sampling).") var noise: Float = 1
+    @Option(help: "Gumbel-Sinkhorn samples per puzzle.") var samples: Int = 1
+    @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Float = 1e-4
+    @Option(name: .customLong("final-lr"), help: "Cosine-decay the learning rate to this value by the last step.")
+    var finalLearningRate: Float?
+    @Option(name: .customLong("batch-size"), help: "Puzzles per step.") var batchSize: Int = 64
+    @Option(help: "Passes over the training images.") var epochs: Int = 5
+    @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
+    @Option(help: "Worker threads.") var threads: Int = 2
+    @Option(help: "Sinkhorn backward: unrolled or implicit.") var backward: SinkhornBackward = .unrolled
+    @Option(help: "Train on at most this many images.") var limit: Int?
+    @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
+    var validationSize: Int = 2000
+    @Option(name: .customLong("eval-limit"), help: "Evaluate the final model on at most this many test images.")
+    var evaluationLimit: Int?
+    @Option(name: [.short, .long], help: "Where to write the trained weights (.safetensors).")
+    var output: String = "model.safetensors"
+    @Option(help: "Checkpoint file (default: OUTPUT.checkpoint).") var checkpoint: String?
+    @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: only after each epoch).")
+    var checkpointEvery: Int = 0
+    @Flag(help: "Continue from the checkpoint of an interrupted run with the same options.") var resume = false
+    @Option(help: "Also write the final report (JSON) to this file.") var report: String?
+
+    var trainingConfiguration: JigsawTrainingConfiguration {
+        JigsawTrainingConfiguration(
+            network: JigsawNetworkConfiguration(
+                grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
+                extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits),
+            dataset: dataset, dataDirectory: resolvedDataDirectory ?? "",
+            temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
+            samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,
+            batchSize: batchSize, epochs: epochs, seed: seed, threads: threads, backward: backward,
+            trainLimit: limit, validationSize: validationSize)
+    }
+
+    var resolvedDataDirectory: String? { dataDirectory ?? dataset.defaultDirectory }
+
+    func validate() throws {
+        guard let directory = resolvedDataDirectory else {
+            throw ValidationError("--data-dir is required for the \(dataset.rawValue) data set")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("data folder \(directory) does not exist")
+        }
+        do { try trainingConfiguration.validate() } catch { throw ValidationError("\(error)") }
+        if dataset != .folder && (imageSize != 28 || channels != 1) {
+            throw ValidationError("\(dataset.rawValue) images are 28×28 with 1 channel")
+        }
+        if let evaluationLimit, evaluationLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
+        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
+        if resume && !FileManager.default.fileExists(atPath: checkpointPath) {
+            throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
+        }
+    }
+
+    var checkpointPath: String { checkpoint ?? output + ".checkpoint" }
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let config = trainingConfiguration
+        let directory = config.dataDirectory
+        let all = try dataset.load(directory: directory, split: .train, limit: limit.map { $0 + validationSize },
+                                   channels: channels, imageSize: imageSize)
+        let validationCount = min(validationSize, max(0, all.count - 1))
+        let training = ImageDataset.slice(all, 0..<(all.count - validationCount))
+        let validation = validationCount > 0 ? ImageDataset.slice(all, (all.count - validationCount)..<all.count) : nil
+        let trainer = try JigsawTrainer(configuration: config, training: training)
+        if resume {
+            try trainer.resume(from: checkpointPath)
+            log("resumed from \(checkpointPath) at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch)")
+        }
+        log("training \(config.network.grid)×\(config.network.grid) on \(training.count) \(dataset.rawValue) images, "
+            + "\(trainer.network.parameterCount) parameters, \(trainer.stepsPerEpoch) steps per epoch")
+        let started = Date()
+        var history: [String] = []
+        while !trainer.isFinished {
+            let epochIndex = trainer.epoch
+            let progress = ProgressReporter(label: "epoch \(epochIndex + 1)/\(config.epochs)")
+            var lossSum = 0.0, puzzles = 0
+            let epochStart = Date()
+            while trainer.epoch == epochIndex && !trainer.isFinished {
+                let step = try trainer.step()
+                lossSum += step.lossPerPuzzle * Double(step.puzzles)
+                puzzles += step.puzzles
+                let rate = Double(puzzles) / max(Date().timeIntervalSince(epochStart), 1e-9)
+                let done = trainer.epoch == epochIndex ? trainer.stepInEpoch : trainer.stepsPerEpoch
+                progress.update(done: done, total: trainer.stepsPerEpoch, fields: [
+                    ("loss", String(format: "%.3f", lossSum / Double(max(puzzles, 1)))),
+                    ("img/s", String(format: "%.0f", rate)), ("τ", String(format: "%.3g", step.temperature)),
+                ])
+                if checkpointEvery > 0, trainer.globalStep % checkpointEvery == 0, trainer.epoch == epochIndex {
+                    try trainer.saveCheckpoint(to: checkpointPath)
+                }
+            }
+            progress.finish()
+            var line = String(format: "epoch %d: loss %.4f per puzzle, %.0f images/s", epochIndex + 1,
+                              lossSum / Double(max(puzzles, 1)), Double(puzzles) / Date().timeIntervalSince(epochStart))
+            if let validation {
+                let v = try JigsawEvaluator.evaluate(network: trainer.network, dataset: validation, seed: seed)
+                line += String(format: "; validation: kendall tau %.4f, prop. wrong %.4f, prop. any wrong %.4f",
+                               v.kendallTau, v.propWrong, v.propAnyWrong)
+            }
+            log(line)
+            history.append(line)
+            try trainer.saveCheckpoint(to: checkpointPath)
+        }
+        let test = try dataset.load(directory: directory, split: .test, limit: evaluationLimit,
+                                    channels: channels, imageSize: imageSize)
+        let evaluation = try JigsawEvaluator.evaluate(network: trainer.network, dataset: test, seed: seed)
+        var metadata = config.metadata.merging(evaluation.metadata(dataset: dataset.rawValue, split: "test")) { _, new in new }
+        metadata["train.command"] = (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        metadata["train.seconds"] = String(format: "%.0f", Date().timeIntervalSince(started))
+        try JigsawModelFile.save(trainer.network, metadata: metadata, to: output)
+        let summary = "{\"output\": \"\(output)\", \"epochs\": \(config.epochs), \"steps\": \(trainer.globalStep), "
+            + "\"seconds\": \(String(format: "%.1f", Date().timeIntervalSince(started))), \"test\": \(evaluation.json)}"
+        print(summary)
+        if let report { try Data((summary + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic) }
+    }
+}
+
+func log(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }

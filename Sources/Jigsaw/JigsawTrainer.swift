@@ -1,0 +1,198 @@
+import Foundation
+import NeuralNet
+import Permutations
+import TensorKit
+
+/// Trains the jigsaw network with Gumbel-Sinkhorn (Mena et al. 2018, §4.2; the tutorial's recipe).
+///
+/// One step: cut a batch of images into `n = grid²` pieces and scramble them, score the scrambled
+/// pieces `X = g(pieces)` `[B, n, n]`, draw `P = S((X + noise·g)/τ)` (`samplesPerExample` times per
+/// puzzle), reconstruct `out[j] = Σ_i P[i, j] · piece[i]`, and minimise the summed squared error to
+/// the unscrambled pieces (averaged over samples) with Adam, back-propagating through Sinkhorn with
+/// the unrolled or the implicit derivative.
+///
+/// Determinism: the network's initial weights come from `seed`; epoch `e` visits the images in the
+/// order of `SeededGenerator(seed).derived(e + 1)` and draws its scrambles and noise from
+/// `SeededGenerator(seed).derived(2³² + e)`, so a run resumed from a checkpoint (which stores that
+/// generator's state) ends with the same weights as an uninterrupted one.
+public final class JigsawTrainer {
+    public let configuration: JigsawTrainingConfiguration
+    public let network: JigsawNetwork
+    public let optimiser: Adam
+    /// Completed epochs.
+    public private(set) var epoch = 0
+    /// Completed steps in the current epoch.
+    public private(set) var stepInEpoch = 0
+    /// Completed steps since the start of training.
+    public private(set) var globalStep = 0
+
+    let training: ImageDataset
+    private var order: [Int] = []
+    private var batch: PuzzleBatch
+    private var generator: SeededGenerator
+    private let workspace = SinkhornWorkspace()
+    private var reconstruction: [Float] = []
+    private var upstream = Tensor(shape: [0])
+
+    /// The result of one training step.
+    public struct Step: Sendable {
+        /// Summed squared error per puzzle (averaged over Gumbel samples).
+        public var lossPerPuzzle: Double
+        public var puzzles: Int
+        public var temperature: Float
+        public var learningRate: Float
+    }
+
+    /// - Parameters:
+    ///   - configuration: validated hyperparameters.
+    ///   - training: the training images (channels and size must match the network).
+    /// - Throws: `JigsawTrainingError` for an invalid configuration or a data set that does not fit.
+    public init(configuration: JigsawTrainingConfiguration, training: ImageDataset) throws {
+        try configuration.validate()
+        let net = configuration.network
+        guard training.channels == net.channels, training.height == net.imageSize, training.width == net.imageSize else {
+            throw JigsawTrainingError.datasetMismatch(
+                "images are \(training.channels)×\(training.height)×\(training.width), the network expects "
+                + "\(net.channels)×\(net.imageSize)×\(net.imageSize)")
+        }
+        guard training.count > 0 else { throw JigsawTrainingError.datasetMismatch("no training images") }
+        self.configuration = configuration
+        self.training = training
+        network = try JigsawNetwork(configuration: net, seed: configuration.seed)
+        network.threadCount = configuration.threads
+        network.isTraining = true
+        optimiser = Adam(parameters: network.parameters, learningRate: configuration.learningRate,
+                         epsilon: configuration.adamEpsilon)
+        batch = PuzzleBatch(batchSize: configuration.batchSize, grid: net.grid, channels: net.channels,
+                            height: net.imageSize, width: net.imageSize)
+        generator = SeededGenerator(seed: 0)
+        startEpoch()
+    }
+
+    /// Steps in one pass over the training images (the last batch may be smaller).
+    public var stepsPerEpoch: Int { (training.count + configuration.batchSize - 1) / configuration.batchSize }
+    /// Steps of the whole run.
+    public var totalSteps: Int { stepsPerEpoch * configuration.epochs }
+    /// Whether every epoch has run.
+    public var isFinished: Bool { epoch >= configuration.epochs }
+
+    private func startEpoch() {
+        var orderGenerator = SeededGenerator(seed: configuration.seed).derived(UInt64(epoch) + 1)
+        order = orderGenerator.permutation(training.count)
+        generator = SeededGenerator(seed: configuration.seed).derived((1 << 32) + UInt64(epoch))
+        stepInEpoch = 0
+    }
+
+    /// Runs one training step and returns its loss; moves to the next epoch after the last batch.
+    public func step() throws -> Step {
+        precondition(!isFinished, "training has finished")
+        let c = configuration
+        let start = stepInEpoch * c.batchSize
+        let end = min(start + c.batchSize, training.count)
+        let mean = c.network.normalisationMean.first ?? 0
+        let std = c.network.normalisationStd.first ?? 1
+        batch.fill(from: training, indices: order[start..<end], generator: &generator,
+                   normalization: (mean: mean, std: std))
+        let tau = c.temperature(atStep: globalStep, of: totalSteps)
+        let learningRate = c.learningRate(atStep: globalStep, of: totalSteps)
+
+        network.isTraining = true
+        let scores = network.forward(batch.scrambled)
+        let sample = try GumbelSinkhorn.sample(
+            scores, temperature: tau, noiseFactor: c.noiseFactor, samplesPerExample: c.samplesPerExample,
+            iterations: c.sinkhornIterations, recordsHistory: c.backward == .unrolled,
+            generator: &generator, workspace: workspace)
+        let loss = ReconstructionLoss.sumOfSquares(
+            matrices: sample.result.matrix, scrambled: batch.scrambled, target: batch.unscrambled,
+            puzzles: batch.count, samplesPerExample: c.samplesPerExample, upstream: &upstream, scratch: &reconstruction)
+        guard loss.isFinite else { throw JigsawTrainingError.nonFiniteLoss(step: globalStep) }
+        let scoresGradient: Tensor
+        switch c.backward {
+        case .unrolled: scoresGradient = try sample.unrolledGradient(upstream: upstream, workspace: workspace)
+        case .implicit: scoresGradient = try sample.implicitGradient(upstream: upstream, workspace: workspace)
+        }
+        network.zeroGradients()
+        network.backward(scoresGradient)
+        optimiser.learningRate = learningRate
+        optimiser.step()
+
+        let puzzles = batch.count
+        stepInEpoch += 1
+        globalStep += 1
+        if stepInEpoch == stepsPerEpoch {
+            epoch += 1
+            if !isFinished { startEpoch() } else { stepInEpoch = 0 }
+        }
+        return Step(lossPerPuzzle: loss / Double(puzzles), puzzles: puzzles, temperature: tau,
+                    learningRate: learningRate)
+    }
+}
+
+// MARK: - Checkpoints
+
+extension JigsawTrainer {
+    /// Writes the network, the optimiser state and the position in the run to `path` atomically.
+    public func saveCheckpoint(to path: String) throws {
+        var tensors = network.namedTensors()
+        for (name, value) in optimiser.stateTensors() { tensors["optimizer." + name] = value }
+        var metadata = network.configuration.metadata.merging(configuration.metadata) { _, new in new }
+        metadata["checkpoint.epoch"] = "\(epoch)"
+        metadata["checkpoint.step_in_epoch"] = "\(stepInEpoch)"
+        metadata["checkpoint.global_step"] = "\(globalStep)"
+        metadata["checkpoint.generator"] = generator.state.map(String.init).joined(separator: ",")
+        metadata["checkpoint.fingerprint"] = fingerprint
+        try Safetensors.write(tensors, metadata: metadata, toFile: path)
+    }
+
+    /// Restores a checkpoint written by ``saveCheckpoint(to:)`` for the same configuration and data.
+    ///
+    /// Everything is read and checked before anything changes: on any error the trainer is left as it was.
+    /// - Throws: `SafetensorsError` for a malformed file, `JigsawTrainingError.invalidCheckpoint` when it
+    ///   belongs to another run, `NeuralNetError` for mismatched tensors.
+    public func resume(from path: String) throws {
+        let file = try SafetensorsFile(contentsOfFile: path)
+        let m = file.metadata
+        func fail(_ reason: String) -> JigsawTrainingError { .invalidCheckpoint(path: path, reason: reason) }
+        guard m["checkpoint.fingerprint"] == fingerprint else {
+            throw fail("it was written by a run with other hyperparameters or data")
+        }
+        guard let savedEpoch = m["checkpoint.epoch"].flatMap(Int.init),
+              let savedStep = m["checkpoint.step_in_epoch"].flatMap(Int.init),
+              let savedGlobal = m["checkpoint.global_step"].flatMap(Int.init),
+              let words = m["checkpoint.generator"]?.split(separator: ",").compactMap({ UInt64($0) }),
+              let savedGenerator = SeededGenerator(state: words),
+              savedEpoch >= 0, savedEpoch <= configuration.epochs, savedStep >= 0, savedStep < stepsPerEpoch,
+              savedGlobal == savedEpoch * stepsPerEpoch + savedStep else {
+            throw fail("its position metadata is missing or inconsistent")
+        }
+        var model: [String: Tensor] = [:]
+        var optimiserState: [String: Tensor] = [:]
+        for name in file.names where !name.hasSuffix("num_batches_tracked") {
+            let tensor = try file.tensor(named: name)
+            if name.hasPrefix("optimizer.") { optimiserState[String(name.dropFirst(10))] = tensor } else { model[name] = tensor }
+        }
+        // Validate both parts before either is assigned, so a failure leaves the trainer unchanged.
+        let probe = try JigsawNetwork(configuration: network.configuration)
+        try probe.load(model)
+        let probeOptimiser = Adam(parameters: probe.parameters)
+        try probeOptimiser.loadState(optimiserState)
+        try network.load(model)
+        try optimiser.loadState(optimiserState)
+        epoch = savedEpoch
+        globalStep = savedGlobal
+        if isFinished {
+            stepInEpoch = 0
+        } else {
+            startEpoch()
+            stepInEpoch = savedStep
+            generator = savedGenerator
+        }
+    }
+
+    /// Identifies the run: hyperparameters and data size (a checkpoint only resumes its own run).
+    var fingerprint: String {
+        let entries = network.configuration.metadata.merging(configuration.metadata) { _, new in new }
+        let text = entries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+        return "\(text);images=\(training.count)"
+    }
+}

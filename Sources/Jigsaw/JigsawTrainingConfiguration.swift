@@ -1,0 +1,169 @@
+import NeuralNet
+import Permutations
+import TensorKit
+
+/// Which derivative of the Sinkhorn operator the training step back-propagates.
+public enum SinkhornBackward: String, Sendable, CaseIterable {
+    /// The exact derivative of the iterations that ran (memory grows with the iteration count).
+    case unrolled
+    /// Eisenberger et al. 2022, Algorithm 1 (memory independent of the iteration count).
+    case implicit
+}
+
+/// Where training and evaluation images come from.
+public enum DatasetKind: String, Sendable, CaseIterable {
+    /// MNIST in IDX format (`train-images-idx3-ubyte[.gz]`, `t10k-…`).
+    case mnist
+    /// Fashion-MNIST (same format; Debian's `dataset-fashion-mnist` installs it).
+    case fashionMNIST = "fashion-mnist"
+    /// A folder of PNG images (`train/` and `test/` subfolders, or one folder for both).
+    case folder
+}
+
+/// Every hyperparameter of a jigsaw training run (PAPERS.md §3; defaults are the tutorial's).
+public struct JigsawTrainingConfiguration: Equatable, Sendable {
+    /// The network to train.
+    public var network: JigsawNetworkConfiguration
+    /// The data set and the folder that holds it.
+    public var dataset: DatasetKind
+    public var dataDirectory: String
+    /// Sinkhorn temperature τ at the first step.
+    public var temperature: Float
+    /// τ at the last step; when set, τ follows a geometric schedule from `temperature` to it.
+    public var finalTemperature: Float?
+    /// Sinkhorn iterations per forward pass.
+    public var sinkhornIterations: Int
+    /// The scale of the Gumbel noise added to the scores (0 turns sampling off).
+    public var noiseFactor: Float
+    /// Gumbel-Sinkhorn samples drawn per puzzle; the loss is averaged over them.
+    public var samplesPerExample: Int
+    /// Adam's learning rate.
+    public var learningRate: Float
+    /// Learning rate at the last step; when set, a cosine schedule runs from `learningRate` to it.
+    public var finalLearningRate: Float?
+    /// Adam's ε (PyTorch's default 1e-8).
+    public var adamEpsilon: Float
+    /// Puzzles per training step.
+    public var batchSize: Int
+    /// Passes over the training images.
+    public var epochs: Int
+    /// The seed of every random draw (initialisation, order, scrambles, noise).
+    public var seed: UInt64
+    /// Worker threads for the network and Sinkhorn.
+    public var threads: Int
+    /// The Sinkhorn backward.
+    public var backward: SinkhornBackward
+    /// Use at most this many training images (all when nil).
+    public var trainLimit: Int?
+    /// Images held out from the end of the training split for the per-epoch validation (0: none).
+    public var validationSize: Int
+
+    public init(network: JigsawNetworkConfiguration = JigsawNetworkConfiguration(),
+                dataset: DatasetKind = .mnist, dataDirectory: String = "",
+                temperature: Float = 0.1, finalTemperature: Float? = nil, sinkhornIterations: Int = 20,
+                noiseFactor: Float = 1, samplesPerExample: Int = 1, learningRate: Float = 1e-4,
+                finalLearningRate: Float? = nil, adamEpsilon: Float = 1e-8, batchSize: Int = 64,
+                epochs: Int = 5, seed: UInt64 = 0, threads: Int = 2, backward: SinkhornBackward = .unrolled,
+                trainLimit: Int? = nil, validationSize: Int = 2000) {
+        self.network = network
+        self.dataset = dataset
+        self.dataDirectory = dataDirectory
+        self.temperature = temperature
+        self.finalTemperature = finalTemperature
+        self.sinkhornIterations = sinkhornIterations
+        self.noiseFactor = noiseFactor
+        self.samplesPerExample = samplesPerExample
+        self.learningRate = learningRate
+        self.finalLearningRate = finalLearningRate
+        self.adamEpsilon = adamEpsilon
+        self.batchSize = batchSize
+        self.epochs = epochs
+        self.seed = seed
+        self.threads = threads
+        self.backward = backward
+        self.trainLimit = trainLimit
+        self.validationSize = validationSize
+    }
+
+    /// Checks every value; the message names the option.
+    public func validate() throws(JigsawTrainingError) {
+        func require(_ condition: Bool, _ message: String) throws(JigsawTrainingError) {
+            if !condition { throw .invalidConfiguration(message) }
+        }
+        do { try network.validate() } catch { throw .invalidConfiguration("\(error)") }
+        try require(network.grid >= 2, "grid must be at least 2 (a 1×1 puzzle has nothing to solve)")
+        try require(temperature.isFinite && temperature > 0, "temperature must be a positive number")
+        if let final = finalTemperature {
+            try require(final.isFinite && final > 0, "final temperature must be a positive number")
+        }
+        try require(sinkhornIterations >= 1 && sinkhornIterations <= 100_000, "sinkhorn iterations must be in 1...100000")
+        try require(noiseFactor.isFinite && noiseFactor >= 0, "noise factor must be a non-negative number")
+        try require(samplesPerExample >= 1 && samplesPerExample <= 1000, "samples per example must be in 1...1000")
+        try require(learningRate.isFinite && learningRate > 0, "learning rate must be a positive number")
+        if let final = finalLearningRate {
+            try require(final.isFinite && final >= 0, "final learning rate must be a non-negative number")
+        }
+        try require(adamEpsilon.isFinite && adamEpsilon > 0, "Adam epsilon must be a positive number")
+        try require(batchSize >= 1 && batchSize <= 65_536, "batch size must be in 1...65536")
+        try require(epochs >= 1, "epochs must be at least 1")
+        try require(threads >= 1 && threads <= 256, "threads must be in 1...256")
+        try require(trainLimit.map { $0 >= 1 } ?? true, "train limit must be at least 1")
+        try require(validationSize >= 0, "validation size must not be negative")
+    }
+
+    /// τ at step `step` of `total` (geometric interpolation when a final temperature is set).
+    public func temperature(atStep step: Int, of total: Int) -> Float {
+        guard let final = finalTemperature, total > 1 else { return temperature }
+        let t = Float(step) / Float(total - 1)
+        return temperature * _pow(final / temperature, t)
+    }
+
+    /// The learning rate at step `step` of `total` (cosine decay when a final rate is set).
+    public func learningRate(atStep step: Int, of total: Int) -> Float {
+        guard let final = finalLearningRate, total > 1 else { return learningRate }
+        let t = Float(step) / Float(total - 1)
+        return final + (learningRate - final) * 0.5 * (1 + _cos(Float.pi * t))
+    }
+
+    /// The training hyperparameters as `train.*` metadata entries.
+    public var metadata: [String: String] {
+        var m: [String: String] = [
+            "train.dataset": dataset.rawValue,
+            "train.temperature": "\(temperature)",
+            "train.sinkhorn_iterations": "\(sinkhornIterations)",
+            "train.noise_factor": "\(noiseFactor)",
+            "train.samples_per_example": "\(samplesPerExample)",
+            "train.learning_rate": "\(learningRate)",
+            "train.adam_epsilon": "\(adamEpsilon)",
+            "train.batch_size": "\(batchSize)",
+            "train.epochs": "\(epochs)",
+            "train.seed": "\(seed)",
+            "train.backward": backward.rawValue,
+            "train.validation_size": "\(validationSize)",
+            "train.loss": "mse_sum",
+        ]
+        if let final = finalTemperature { m["train.final_temperature"] = "\(final)" }
+        if let final = finalLearningRate { m["train.final_learning_rate"] = "\(final)" }
+        if let limit = trainLimit { m["train.limit"] = "\(limit)" }
+        return m
+    }
+}
+
+/// Errors of training, evaluation and model files.
+public enum JigsawTrainingError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case datasetMismatch(String)
+    case invalidCheckpoint(path: String, reason: String)
+    case invalidModelFile(path: String, reason: String)
+    case nonFiniteLoss(step: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let message): return "invalid configuration: \(message)"
+        case .datasetMismatch(let message): return "dataset does not fit the model: \(message)"
+        case .invalidCheckpoint(let path, let reason): return "cannot resume from \(path): \(reason)"
+        case .invalidModelFile(let path, let reason): return "cannot load model \(path): \(reason)"
+        case .nonFiniteLoss(let step): return "the loss became NaN or infinite at step \(step)"
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Jigsaw
+import NeuralNet
+import Permutations
+import TensorKit
+
+/// Random 8-bit images: throughput does not depend on the content.
+private func randomImages(count: Int, side: Int = 28) -> ImageDataset {
+    var generator = SeededGenerator(seed: 9)
+    let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+    return ImageDataset(count: count, channels: 1, height: side, width: side, pixels: pixels, labels: nil)
+}
+
+let jigsawBenchmarks: [Benchmark] = [
+    // Whole training steps of the trainer (batch building, network, Gumbel-Sinkhorn, loss, both
+    // backwards, Adam) with the tutorial's recipe: median images per second over 40-step windows.
+    Benchmark(op: "jigsaw_train") {
+        BLAS.setThreads(1)
+        let images = randomImages(count: 64 * 40)
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        for grid in [2, 3] {
+            for backward in SinkhornBackward.allCases {
+                let configuration = JigsawTrainingConfiguration(
+                    network: JigsawNetworkConfiguration(grid: grid), batchSize: 64, epochs: 1000, threads: threads,
+                    backward: backward, validationSize: 0)
+                guard let trainer = try? JigsawTrainer(configuration: configuration, training: images) else { return }
+                let ms = medianMilliseconds(warmup: 1, minRuns: 5, budget: 3) {
+                    for _ in 0..<40 { _ = try? trainer.step() }
+                }
+                emit(["op": "jigsaw_train", "grid": grid, "batch": 64, "backward": backward.rawValue,
+                      "threads": threads, "images_per_s": Double(64 * 40) / ms * 1000])
+            }
+        }
+    },
+    // Inference as the service runs it: evaluation-mode network scores plus the hard matching, per call.
+    Benchmark(op: "jigsaw_infer") {
+        BLAS.setThreads(1)
+        for grid in [2, 3] {
+            for batch in [1, 64] {
+                guard let network = try? JigsawNetwork(configuration: JigsawNetworkConfiguration(grid: grid), seed: 1)
+                else { return }
+                network.isTraining = false
+                network.threadCount = batch == 1 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+                var generator = SeededGenerator(seed: 2)
+                let pieces = generator.normal(network.inputShape(batch: batch))
+                let ms = medianMilliseconds(budget: 1) {
+                    let scores = network.forward(pieces)
+                    _ = try? LinearAssignment.matchings(scores: scores)
+                }
+                emit(["op": "jigsaw_infer", "grid": grid, "batch": batch, "threads": network.threadCount, "ms": ms])
+            }
+        }
+    },
+]

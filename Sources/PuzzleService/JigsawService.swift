@@ -27,6 +27,7 @@ public final class JigsawService: Sendable {
     public let publicDirectory: String?
 
     let counters = Locked(ServiceCounters())
+    private let workGate: DispatchSemaphore
     private let generator: Locked<SeededGenerator>
     private let server = Locked<WeakServer>(WeakServer())
 
@@ -49,6 +50,7 @@ public final class JigsawService: Sendable {
         store = PuzzleStore(capacity: configuration.storeCapacity, byteBudget: configuration.storeByteBudget,
                             timeToLive: configuration.storeTimeToLive, clock: clock)
         generator = Locked(SeededGenerator(seed: configuration.seed))
+        workGate = DispatchSemaphore(value: configuration.concurrentWork)
     }
 
     /// Makes BLAS single-threaded: the server parallelises over requests, and OpenBLAS threads
@@ -80,15 +82,15 @@ public final class JigsawService: Sendable {
         })
         router.get("/v1/models", handler: handle { try self.listModels($0) })
         router.get("/v1/models/{name}", handler: handle { try self.describeModel($0) })
-        router.post("/v1/solve", handler: handle { try self.solve($0) })
+        router.post("/v1/solve", handler: handle { try self.gated(self.solve, $0) })
         router.get("/v1/puzzles/{id}", handler: handle { try self.describePuzzle($0) })
         router.get("/v1/puzzles/{id}/soft", handler: handle { try self.softReconstruction($0) })
         router.get("/v1/puzzles/{id}/scrambled.png", handler: handle { try self.scrambledImage($0) })
         router.get("/v1/puzzles/{id}/solution.png", handler: handle { try self.solutionImage($0) })
-        router.post("/v1/scramble", handler: handle { try self.scrambleUpload($0) })
+        router.post("/v1/scramble", handler: handle { try self.gated(self.scrambleUpload, $0) })
         router.get("/v1/samples", handler: handle { try self.listSamples($0) })
-        router.get("/v1/samples/{k}", handler: handle { try self.sample($0) })
-        router.post("/v1/sort", handler: handle { try self.sort($0) })
+        router.get("/v1/samples/{k}", handler: handle { try self.gated(self.sample, $0) })
+        router.post("/v1/sort", handler: handle { try self.gated(self.sort, $0) })
         if let publicDirectory {
             router.fallback = HTTPStaticFiles(directory: publicDirectory).handler
         } else {
@@ -108,6 +110,13 @@ public final class JigsawService: Sendable {
                 throw HTTPFailure.handlerError(ServiceError.wrapping(error))
             }
         }
+    }
+
+    /// Runs an image- or network-heavy handler once fewer than `concurrentWork` others are running.
+    private func gated(_ body: (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) throws -> HTTPResponse {
+        workGate.wait()
+        defer { workGate.signal() }
+        return try body(request)
     }
 
     /// A fresh puzzle id: 16 hexadecimal digits from the service's seeded generator.

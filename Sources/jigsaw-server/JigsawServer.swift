@@ -40,6 +40,9 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Network instances per model (concurrent forward passes).")
     var networkInstances = 2
 
+    @Option(help: "Most requests decoding images or running networks at once (the rest wait).")
+    var concurrentWork = 4
+
     @Option(help: "Largest request body in bytes (413 beyond).")
     var maxBodyBytes = 10 * 1024 * 1024
 
@@ -96,6 +99,7 @@ struct JigsawServer: ParsableCommand {
             throw ValidationError("--model \(file) is not a readable file")
         }
         guard (1...64).contains(networkInstances) else { throw ValidationError("--network-instances must be in 1...64") }
+        guard (1...256).contains(concurrentWork) else { throw ValidationError("--concurrent-work must be in 1...256") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard maxImageSamples >= 1 else { throw ValidationError("--max-image-samples must be positive") }
         guard (20...1_000_000).contains(maxIterations) else { throw ValidationError("--max-iterations must be in 20...1000000") }
@@ -132,7 +136,8 @@ struct JigsawServer: ParsableCommand {
             configuration: ServiceConfiguration(
                 maximumImageSamples: maxImageSamples, maximumPieceListSamples: maxImageSamples,
                 maximumIterations: maxIterations, storeCapacity: storeCapacity, storeByteBudget: storeMegabytes << 20,
-                storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6)),
+                storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6),
+                concurrentWork: concurrentWork),
             publicDirectory: publicDirectory)
         let server = service.makeServer(configuration: HTTPServerConfiguration(
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),

@@ -175,8 +175,8 @@ public final class ServiceModel: Sendable {
         return nil
     }
 
-    /// The evaluation figures written by the trainers (`eval.*` metadata keys), numbers where
-    /// they parse as numbers.
+    /// The evaluation figures written by the trainers: the `eval.*` metadata entries without the
+    /// prefix (`kendall_tau`, `prop_wrong`, `prop_any_wrong`, `l1`, `l2`, `dataset`, …).
     public var evaluation: [String: String] {
         var result: [String: String] = [:]
         for (key, value) in metadata where key.hasPrefix("eval.") {

@@ -249,4 +249,25 @@ struct ServiceErrorTests {
             #expect(named.json["padded"] as? Int == 5 && named.json["sorted"] as? [Double] == [1, 2, 3])
         }
     }
+
+    @Test("the web page and static files come from the public directory; API misses stay JSON")
+    func staticFiles() throws {
+        let directory = NSTemporaryDirectory() + "public-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("<html>puzzles</html>".utf8).write(to: URL(fileURLWithPath: directory + "/index.html"))
+        try Data("body{}".utf8).write(to: URL(fileURLWithPath: directory + "/style.css"))
+        try withService(models: [try intensityModel(grid: 2)], publicDirectory: directory) { port, _ in
+            let page = try get("/", port: port)
+            #expect(page.status == 200 && page.text == "<html>puzzles</html>" && page.headers["content-type"]?.hasPrefix("text/html") == true)
+            #expect(try get("/style.css", port: port).text == "body{}")
+            let missing = try get("/v1/unknown", port: port)
+            #expect(missing.status == 404 && missing.errorCode == "not_found")
+            #expect(try get("/../etc/passwd", port: port).status == 404)
+        }
+        try withService(models: []) { port, _ in
+            let index = try get("/", port: port)
+            #expect(index.json["openapi"] as? String == "/openapi.json", "a JSON index without a web page")
+        }
+    }
 }

@@ -13,7 +13,7 @@ extension JigsawService {
     /// query. Answers the stored puzzle as JSON, or the reconstruction itself with
     /// `Accept: image/png` (headers `X-Puzzle-Id`, `X-Permutation`, `X-Model`).
     func solve(_ request: HTTPRequest) throws -> HTTPResponse {
-        let cells: [Image], modelName: String?, temperature: Float?, iterations: Int
+        let cells: [Image], temperature: Float?, iterations: Int
         let model: ServiceModel, network: JigsawNetworkConfiguration, origin: String
         switch try RequestContent.kind(of: request, accepting: [.png, .json]) {
         case .png:
@@ -25,8 +25,7 @@ extension JigsawService {
             origin = "upload"
         case .json:
             let body = try RequestContent.decode(SolveRequestBody.self, from: request.body)
-            modelName = body.model ?? request.queryParameters["model"]
-            (model, network) = try registry.jigsawModel(named: modelName)
+            (model, network) = try registry.jigsawModel(named: body.model ?? request.queryParameters["model"])
             temperature = try request.temperature(body.tau, default: nil)
             iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)

@@ -1,0 +1,133 @@
+import Foundation
+import HTTPCore
+import NeuralNet
+import Permutations
+import TensorKit
+
+extension JigsawService {
+    // MARK: - POST /v1/sort
+
+    /// `POST /v1/sort`: `{"numbers": [...], "model"?, "tau"?, "iterations"?}`.
+    ///
+    /// The list goes through a `sorting-mlp` model: the named one, else the smallest whose count
+    /// holds the list. A shorter list is padded with values above its maximum
+    /// (`max + (k + 1)·δ`, `δ = (max − min)/N` or 1) that sort after every real number and are
+    /// dropped from the answer; a longer one is refused. The matching `M(X)` of the scores gives
+    /// slots; the real numbers' slots ranked give `permutation[i]` = sorted position of number
+    /// `i`, and `sorted[j] = x[i]` where `permutation[i] = j`.
+    func sort(_ request: HTTPRequest) throws -> HTTPResponse {
+        _ = try RequestContent.kind(of: request, accepting: [.json])
+        let body = try RequestContent.decode(SortRequestBody.self, from: request.body)
+        let numbers = body.numbers
+        guard !numbers.isEmpty else { throw ServiceError.unprocessableInput("'numbers' is empty") }
+        guard numbers.allSatisfy({ Float($0).isFinite }) else {
+            throw ServiceError.unprocessableInput("every number must be finite in float32 (magnitude below 3.4e38)")
+        }
+        let (model, sorting) = try registry.sortingModel(named: body.model ?? request.queryParameters["model"], length: numbers.count)
+        guard let pool = model.sortingPool else { throw ServiceError.wrongModelKind(name: model.name, expected: "sorting") }
+        let n = sorting.count
+        guard numbers.count <= n else {
+            throw ServiceError.unprocessableInput("model '\(model.name)' sorts \(n) numbers; got \(numbers.count)")
+        }
+        let temperature = try request.temperature(body.tau, default: nil)
+        let iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
+                                                maximum: configuration.maximumIterations)
+        var values = numbers.map(Float.init)
+        let padding = n - numbers.count
+        if padding > 0 {
+            let (low, high) = (values.min() ?? 0, values.max() ?? 0)
+            let step = high > low ? (high - low) / Float(numbers.count) : 1
+            values += (0..<padding).map { high + Float($0 + 1) * step }
+            guard values.allSatisfy(\.isFinite) else {
+                throw ServiceError.unprocessableInput("the list cannot be padded to \(n) numbers within float32")
+            }
+        }
+        let scores = pool.withNetwork { $0.forward(Tensor(shape: [1, n], storage: values)) }.reshaped([n, n])
+        let slots: [Int]
+        do {
+            slots = try LinearAssignment.matchings(scores: scores).first ?? []
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+        let realCount = numbers.count
+        let order = (0..<realCount).sorted { slots[$0] < slots[$1] }
+        var permutation = [Int](repeating: 0, count: realCount)
+        for (position, item) in order.enumerated() { permutation[item] = position }
+        let sorted = order.map { numbers[$0] }
+        var soft: SoftMatrixBody?
+        if let temperature {
+            let result = try PuzzleSolver.softMatrix(scores, temperature: temperature, iterations: iterations)
+            soft = SoftMatrixBody(result.matrix, tau: temperature, iterations: iterations, marginalError: result.marginalError)
+        }
+        counters.update { $0.listsSorted[model.name, default: 0] += 1 }
+        return try ResponseEncoding.json(SortBody(model: model.name, count: realCount, padded: padding,
+                                                  permutation: permutation, sorted: sorted, soft: soft))
+    }
+
+    // MARK: - Models, health, metrics
+
+    /// `GET /v1/models`.
+    func listModels(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Body: Encodable {
+            var defaultModel: String?
+            var models: [ModelBody]
+        }
+        let defaultName = registry.defaultJigsawModel?.name
+        return try ResponseEncoding.json(Body(defaultModel: defaultName,
+                                              models: registry.models.map { ModelBody($0, isDefault: $0.name == defaultName) }))
+    }
+
+    /// `GET /v1/models/{name}`.
+    func describeModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let name = request.pathParameters["name"] ?? ""
+        guard let model = registry.model(named: name) else {
+            throw ServiceError.modelNotFound(name: name, available: registry.models.map(\.name))
+        }
+        return try ResponseEncoding.json(ModelBody(model, isDefault: model.name == registry.defaultJigsawModel?.name))
+    }
+
+    /// `GET /readyz`: 200 once at least one model is loaded, else 503.
+    func readiness(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Body: Encodable {
+            var status: String
+            var models: [String]
+        }
+        let names = registry.models.map(\.name)
+        return try ResponseEncoding.json(Body(status: names.isEmpty ? "not ready: no models loaded" : "ready", models: names),
+                                         status: names.isEmpty ? .serviceUnavailable : .ok)
+    }
+
+    /// `GET /metrics`: the server's counters (`jigsaw_http_*`) and the service's (`jigsaw_*`) in
+    /// the Prometheus text format 0.0.4.
+    func metricsResponse() -> HTTPResponse {
+        var text = serverMetrics()?.prometheusText(prefix: "jigsaw_http") ?? ""
+        let counters = self.counters.value
+        let store = self.store.statistics
+        func escape(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+        var lines: [String] = []
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: Int)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            for sample in samples { lines.append("\(name)\(sample.labels) \(sample.value)") }
+        }
+        let solvedModels = registry.models.filter { $0.jigsawConfiguration != nil }.map(\.name)
+        family("jigsaw_puzzles_solved_total", "counter", "Puzzles scored and matched, by model.",
+               solvedModels.map { ("{model=\"\(escape($0))\"}", counters.puzzlesSolved[$0] ?? 0) })
+        let sortingModels = registry.models.filter { $0.sortingConfiguration != nil }.map(\.name)
+        family("jigsaw_lists_sorted_total", "counter", "Lists sorted, by model.",
+               sortingModels.map { ("{model=\"\(escape($0))\"}", counters.listsSorted[$0] ?? 0) })
+        family("jigsaw_soft_reconstructions_total", "counter", "Soft reconstructions computed.", [("", counters.softReconstructions)])
+        family("jigsaw_samples_served_total", "counter", "Sample puzzles made.", [("", counters.samplesServed)])
+        family("jigsaw_scrambles_total", "counter", "Uploads scrambled.", [("", counters.scrambles)])
+        family("jigsaw_puzzle_store_entries", "gauge", "Puzzles in the store.", [("", store.entries)])
+        family("jigsaw_puzzle_store_bytes", "gauge", "Bytes held by the store.", [("", store.bytes)])
+        family("jigsaw_puzzle_store_evictions_total", "counter", "Puzzles evicted by the store bounds.", [("", store.evictions)])
+        family("jigsaw_puzzle_store_expirations_total", "counter", "Puzzles dropped after their time to live.", [("", store.expirations)])
+        family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
+        text += lines.joined(separator: "\n") + "\n"
+        return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+import HTTPCore
+import Jigsaw
+import NeuralNet
+import Permutations
+import TensorKit
+
+extension JigsawService {
+    // MARK: - POST /v1/solve
+
+    /// `POST /v1/solve[?model=NAME][&tau=T][&iterations=K]`: a scrambled PNG, or JSON with
+    /// `pieces` (base64 PNGs or number arrays) or `image` (base64 PNG). JSON fields override the
+    /// query. Answers the stored puzzle as JSON, or the reconstruction itself with
+    /// `Accept: image/png` (headers `X-Puzzle-Id`, `X-Permutation`, `X-Model`).
+    func solve(_ request: HTTPRequest) throws -> HTTPResponse {
+        let cells: [Image], modelName: String?, temperature: Float?, iterations: Int
+        let model: ServiceModel, network: JigsawNetworkConfiguration, origin: String
+        switch try RequestContent.kind(of: request, accepting: [.png, .json]) {
+        case .png:
+            (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
+            let image = try RequestContent.decodePNG(request.body, maximumSamples: configuration.maximumImageSamples)
+            cells = try PuzzleSolver.cells(of: image, grid: network.grid)
+            temperature = try request.temperature(default: nil)
+            iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+            origin = "upload"
+        case .json:
+            let body = try RequestContent.decode(SolveRequestBody.self, from: request.body)
+            modelName = body.model ?? request.queryParameters["model"]
+            (model, network) = try registry.jigsawModel(named: modelName)
+            temperature = try request.temperature(body.tau, default: nil)
+            iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
+                                                maximum: configuration.maximumIterations)
+            switch (body.pieces, body.image) {
+            case (let pieces?, nil):
+                cells = try pieceImages(pieces)
+                origin = "pieces"
+            case (nil, let image?):
+                let bytes = try RequestContent.base64(image, field: "image")
+                let decoded = try RequestContent.decodePNG(bytes, maximumSamples: configuration.maximumImageSamples)
+                cells = try PuzzleSolver.cells(of: decoded, grid: network.grid)
+                origin = "upload"
+            default:
+                throw ServiceError.invalidJSON("give exactly one of 'pieces' (a list of pieces) and 'image' (a base64 PNG)")
+            }
+        }
+        let puzzle = try solvePuzzle(cells, model: model, configuration: network, temperature: temperature,
+                                     iterations: iterations, origin: origin)
+        if try request.wantsPNG() {
+            return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation])), headers: [
+                ("X-Puzzle-Id", puzzle.stored.id), ("X-Model", model.name),
+                ("X-Permutation", puzzle.stored.permutation.map(String.init).joined(separator: ",")),
+                ("Content-Location", "/v1/puzzles/\(puzzle.stored.id)/solution.png"),
+            ])
+        }
+        return try ResponseEncoding.json(try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft))
+    }
+
+    /// The images of a JSON piece list, checked against the service's limits.
+    private func pieceImages(_ pieces: [PieceInput]) throws(ServiceError) -> [Image] {
+        guard !pieces.isEmpty else { throw .unprocessableInput("the piece list is empty") }
+        var images: [Image] = []
+        var samples = 0
+        for (index, piece) in pieces.enumerated() {
+            let field = "pieces[\(index)]"
+            let image: Image
+            switch piece {
+            case .png(let text):
+                let bytes = try RequestContent.base64(text, field: field)
+                image = try RequestContent.decodePNG(bytes, maximumSamples: configuration.maximumImageSamples)
+            case .plane(let plane):
+                image = try RequestContent.image(planes: [plane], field: field)
+            case .planes(let planes):
+                image = try RequestContent.image(planes: planes, field: field)
+            }
+            samples += image.width * image.height * image.channels
+            guard samples <= configuration.maximumPieceListSamples else {
+                throw .unprocessableInput("the pieces hold more than \(configuration.maximumPieceListSamples) samples")
+            }
+            images.append(image)
+        }
+        return images
+    }
+
+    /// Scores, matches and stores a puzzle made of scrambled cells.
+    func solvePuzzle(_ cells: [Image], model: ServiceModel, configuration network: JigsawNetworkConfiguration,
+                     temperature: Float?, iterations: Int, origin: String,
+                     truth: [Int]? = nil) throws(ServiceError) -> (stored: StoredPuzzle, soft: SoftMatrixBody?) {
+        let prepared = try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
+        let tau = temperature ?? configuration.confidenceTemperature
+        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations)
+        let stored = StoredPuzzle(id: makeIdentifier(), model: model.name, grid: network.grid, pieces: prepared.display,
+                                  scores: solution.scores, permutation: solution.permutation,
+                                  confidence: solution.confidence, truth: truth, origin: origin)
+        store.insert(stored)
+        counters.update { $0.puzzlesSolved[model.name, default: 0] += 1 }
+        let soft = temperature.map { SoftMatrixBody(solution.soft, tau: $0, iterations: iterations, marginalError: solution.marginalError) }
+        return (stored, soft)
+    }
+
+    /// The JSON description of a stored puzzle.
+    func puzzleBody(_ puzzle: StoredPuzzle, includeImages: Bool, soft: SoftMatrixBody? = nil,
+                    scrambled: Bool = false, sample: SampleBody? = nil, scores: Bool = false) throws(ServiceError) -> PuzzleBody {
+        let reconstruction = includeImages
+            ? ResponseEncoding.base64(try PuzzleSolver.png(Puzzle.assemble(puzzle.pieces, permutations: [puzzle.permutation])))
+            : nil
+        let scrambledImage = scrambled ? ResponseEncoding.base64(try PuzzleSolver.png(Puzzle.join(puzzle.pieces))) : nil
+        let correct = puzzle.truth.map { truth in zip(truth, puzzle.permutation).filter { $0 == $1 }.count }
+        return PuzzleBody(id: puzzle.id, model: puzzle.model, grid: puzzle.grid, permutation: puzzle.permutation,
+                          confidence: puzzle.confidence, reconstruction: reconstruction, scrambled: scrambledImage,
+                          scores: scores ? ResponseEncoding.rows(puzzle.scores) : nil, soft: soft,
+                          truth: puzzle.truth, correctPieces: correct, sample: sample, origin: puzzle.origin,
+                          created: ResponseEncoding.timestamp(puzzle.created), links: PuzzleLinks(id: puzzle.id))
+    }
+
+    // MARK: - /v1/puzzles/{id}...
+
+    private func storedPuzzle(_ request: HTTPRequest) throws(ServiceError) -> StoredPuzzle {
+        let id = request.pathParameters["id"] ?? ""
+        guard let puzzle = store.puzzle(id: id) else { throw .puzzleNotFound(id: id) }
+        return puzzle
+    }
+
+    /// `GET /v1/puzzles/{id}`: the stored puzzle with its scores and solution.
+    func describePuzzle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let puzzle = try storedPuzzle(request)
+        return try ResponseEncoding.json(try puzzleBody(puzzle, includeImages: false, scores: true))
+    }
+
+    /// `GET /v1/puzzles/{id}/soft?tau=T[&iterations=K][&format=png|json]`: `S(X/τ)` recomputed
+    /// from the stored scores, applied to the pieces (`out[j] = Σ_i P[i, j] · piece[i]`) as a PNG,
+    /// or the matrix itself as JSON.
+    func softReconstruction(_ request: HTTPRequest) throws -> HTTPResponse {
+        let puzzle = try storedPuzzle(request)
+        let tau = try request.temperature(default: 1) ?? 1
+        let iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+        let wantsPNG = try request.wantsPNG(defaultPNG: true)
+        let soft = try PuzzleSolver.softMatrix(puzzle.scores, temperature: tau, iterations: iterations)
+        counters.update { $0.softReconstructions += 1 }
+        if wantsPNG {
+            let n = puzzle.permutation.count
+            let image = Puzzle.assemble(puzzle.pieces, soft: soft.matrix.reshaped([1, n, n]))
+            return ResponseEncoding.png(try PuzzleSolver.png(image), headers: [
+                ("X-Tau", String(tau)), ("X-Iterations", String(iterations)),
+            ])
+        }
+        struct Body: Encodable {
+            var id: String
+            var soft: SoftMatrixBody
+        }
+        return try ResponseEncoding.json(Body(id: puzzle.id, soft: SoftMatrixBody(
+            soft.matrix, tau: tau, iterations: iterations, marginalError: soft.marginalError)))
+    }
+
+    /// `GET /v1/puzzles/{id}/scrambled.png`.
+    func scrambledImage(_ request: HTTPRequest) throws -> HTTPResponse {
+        let puzzle = try storedPuzzle(request)
+        return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.join(puzzle.pieces)))
+    }
+
+    /// `GET /v1/puzzles/{id}/solution.png`.
+    func solutionImage(_ request: HTTPRequest) throws -> HTTPResponse {
+        let puzzle = try storedPuzzle(request)
+        return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.pieces, permutations: [puzzle.permutation])))
+    }
+
+    // MARK: - POST /v1/scramble
+
+    /// `POST /v1/scramble?grid=G[&seed=S][&format=png|json]`: cuts an uploaded PNG into a
+    /// `G × G` grid (centre-cropped to a multiple of G) and shuffles the cells with
+    /// `π = SeededGenerator(seed: S).permutation(G²)`. JSON by default (base64 PNG plus `π`); with
+    /// `Accept: image/png` the PNG with `X-Permutation`, `X-Grid` and `X-Seed` headers.
+    func scrambleUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        _ = try RequestContent.kind(of: request, accepting: [.png])
+        let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid) ?? 3
+        let seed = try request.seed() ?? makeSeed()
+        let wantsPNG = try request.wantsPNG()
+        let image = try RequestContent.decodePNG(request.body, maximumSamples: configuration.maximumImageSamples)
+        let cells = try PuzzleSolver.cells(of: image, grid: grid)
+        var generator = SeededGenerator(seed: seed)
+        let scrambled = PuzzleSolver.scramble(cells, generator: &generator)
+        let output = Image.tiled(scrambled.cells, grid: grid)
+        let bytes: [UInt8]
+        do {
+            bytes = try PNG.encode(output)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+        counters.update { $0.scrambles += 1 }
+        if wantsPNG {
+            return ResponseEncoding.png(bytes, headers: [
+                ("X-Permutation", scrambled.permutation.map(String.init).joined(separator: ",")),
+                ("X-Grid", String(grid)), ("X-Seed", String(seed)),
+            ])
+        }
+        return try ResponseEncoding.json(ScrambleBody(grid: grid, seed: seed, width: output.width, height: output.height,
+                                                      permutation: scrambled.permutation, image: ResponseEncoding.base64(bytes)))
+    }
+
+    // MARK: - /v1/samples
+
+    /// `GET /v1/samples`: the sample datasets and their sizes.
+    func listSamples(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Dataset: Encodable {
+            var name: String
+            var count: Int
+            var width: Int
+            var height: Int
+            var channels: Int
+        }
+        struct Body: Encodable { var datasets: [Dataset] }
+        let datasets = samples.datasets.sorted { $0.key < $1.key }.map { name, dataset in
+            Dataset(name: name, count: dataset.count, width: dataset.width, height: dataset.height, channels: dataset.channels)
+        }
+        return try ResponseEncoding.json(Body(datasets: datasets))
+    }
+
+    /// `GET /v1/samples/{k}?model=NAME[&dataset=D][&seed=S][&tau=T]`: test image `k` of the
+    /// model's dataset, scrambled with seed `S` (default `k`), solved and stored like an upload;
+    /// the answer also carries the scrambled image, the truth and how many pieces are right.
+    func sample(_ request: HTTPRequest) throws -> HTTPResponse {
+        let text = request.pathParameters["k"] ?? ""
+        let (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
+        let (name, dataset) = try samples.dataset(named: request.queryParameters["dataset"], for: model)
+        guard let index = Int(text), (0..<dataset.count).contains(index) else {
+            throw ServiceError.sampleNotFound("no sample '\(text)' in \(name); samples are 0...\(dataset.count - 1)")
+        }
+        let seed = try request.seed() ?? UInt64(index)
+        let temperature = try request.temperature(default: nil)
+        let iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+        let image = dataset.image(at: index)
+        let cells = try PuzzleSolver.cells(of: image, grid: network.grid)
+        var generator = SeededGenerator(seed: seed)
+        let scrambled = PuzzleSolver.scramble(cells, generator: &generator)
+        let puzzle = try solvePuzzle(scrambled.cells, model: model, configuration: network, temperature: temperature,
+                                     iterations: iterations, origin: "sample \(name) \(index)", truth: scrambled.permutation)
+        counters.update { $0.samplesServed += 1 }
+        let sample = SampleBody(dataset: name, index: index, label: dataset.labels?[index], seed: seed)
+        return try ResponseEncoding.json(try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft,
+                                                        scrambled: true, sample: sample))
+    }
+}

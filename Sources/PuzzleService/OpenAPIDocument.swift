@@ -1,0 +1,221 @@
+import Foundation
+
+/// The OpenAPI 3.0 description of every route, served at `/openapi.json`.
+enum OpenAPIDocument {
+    static let data = Data(text.utf8)
+
+    static let text = #"""
+{
+  "openapi": "3.0.3",
+  "info": {
+    "title": "Jigsaw puzzle solver",
+    "version": "1.0.0",
+    "description": "Solves jigsaw puzzles with Gumbel-Sinkhorn networks (Mena et al. 2018): a convolutional network scores every scrambled piece against every grid cell, the matching M(X) gives the permutation, and the Sinkhorn operator S(X/tau) gives soft reconstructions. Convention: permutation[i] = j means scrambled piece i belongs in grid cell j (cells row-major). Every error is {\"error\": {\"code\", \"message\"}}."
+  },
+  "paths": {
+    "/": {
+      "get": {"summary": "The web page (index.html of --public), or a JSON index without one", "operationId": "index",
+        "responses": {"200": {"description": "HTML page or JSON index", "content": {"text/html": {}, "application/json": {}}}}}
+    },
+    "/healthz": {
+      "get": {"summary": "Liveness", "operationId": "health",
+        "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}
+    },
+    "/readyz": {
+      "get": {"summary": "Readiness: at least one model loaded", "operationId": "readiness",
+        "responses": {
+          "200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+          "503": {"description": "No model loaded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}
+    },
+    "/metrics": {
+      "get": {"summary": "Prometheus metrics (text format 0.0.4)", "operationId": "metrics",
+        "description": "jigsaw_http_requests_total{route,method,status}, jigsaw_http_request_duration_seconds (histogram), jigsaw_http_open_connections, jigsaw_puzzles_solved_total{model}, jigsaw_lists_sorted_total{model}, store gauges and counters.",
+        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}
+    },
+    "/openapi.json": {
+      "get": {"summary": "This document", "operationId": "openapi",
+        "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
+    },
+    "/v1/models": {
+      "get": {"summary": "The loaded models with their configuration, metadata and evaluation figures", "operationId": "listModels",
+        "responses": {"200": {"description": "Models", "content": {"application/json": {"schema": {
+          "type": "object", "properties": {
+            "default_model": {"type": "string", "nullable": true, "description": "Used when a request names no model: the jigsaw model with the smallest grid unless --default-model says otherwise"},
+            "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}}}}}}
+    },
+    "/v1/models/{name}": {
+      "get": {"summary": "One model", "operationId": "describeModel",
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {
+          "200": {"description": "The model", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Model"}}}},
+          "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/solve": {
+      "post": {"summary": "Solve a scrambled puzzle", "operationId": "solve",
+        "description": "Body: a scrambled PNG (any colour type, bit depth or interlacing), or JSON with pieces (base64 PNGs or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 PNG). An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
+        "parameters": [
+          {"$ref": "#/components/parameters/Model"},
+          {"$ref": "#/components/parameters/TauOptional"},
+          {"$ref": "#/components/parameters/Iterations"},
+          {"$ref": "#/components/parameters/Format"}],
+        "requestBody": {"required": true, "content": {
+          "image/png": {"schema": {"type": "string", "format": "binary"}},
+          "application/json": {"schema": {"$ref": "#/components/schemas/SolveRequest"}}}},
+        "responses": {
+          "200": {"description": "The solved puzzle; with Accept: image/png the reconstructed PNG (headers X-Puzzle-Id, X-Permutation, X-Model)",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Puzzle"}}, "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+          "400": {"$ref": "#/components/responses/Error"},
+          "404": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/puzzles/{id}": {
+      "get": {"summary": "A stored puzzle: scores, permutation, confidences", "operationId": "describePuzzle",
+        "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
+        "responses": {
+          "200": {"description": "The puzzle", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Puzzle"}}}},
+          "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/puzzles/{id}/soft": {
+      "get": {"summary": "Soft reconstruction S(X/tau) applied to the pieces (out[j] = sum_i P[i,j] piece[i])", "operationId": "softReconstruction",
+        "parameters": [
+          {"$ref": "#/components/parameters/PuzzleId"},
+          {"name": "tau", "in": "query", "required": false, "description": "Temperature, positive and finite (default 1)", "schema": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "default": 1}},
+          {"$ref": "#/components/parameters/Iterations"},
+          {"name": "format", "in": "query", "required": false, "description": "png (default) or json (the doubly-stochastic matrix)", "schema": {"type": "string", "enum": ["png", "json"]}}],
+        "responses": {
+          "200": {"description": "PNG image, or JSON {id, soft}", "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "soft": {"$ref": "#/components/schemas/SoftMatrix"}}}}}},
+          "400": {"$ref": "#/components/responses/Error"},
+          "404": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/puzzles/{id}/scrambled.png": {
+      "get": {"summary": "The scrambled image as stored", "operationId": "scrambledImage",
+        "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
+        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/puzzles/{id}/solution.png": {
+      "get": {"summary": "The reconstruction by the hard matching", "operationId": "solutionImage",
+        "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
+        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/scramble": {
+      "post": {"summary": "Cut an uploaded PNG into a grid and shuffle the cells", "operationId": "scramble",
+        "description": "The image is centre-cropped to a multiple of the grid; pi = SeededGenerator(seed).permutation(grid^2) and scrambled slot s receives original cell pi[s], so pi is the answer in the solve convention. JSON by default; with Accept: image/png (or format=png) the PNG itself with headers X-Permutation (comma-separated pi), X-Grid and X-Seed.",
+        "parameters": [
+          {"name": "grid", "in": "query", "required": false, "description": "Pieces per side (default 3)", "schema": {"type": "integer", "minimum": 1, "maximum": 16, "default": 3}},
+          {"name": "seed", "in": "query", "required": false, "description": "Seed of the shuffle; drawn by the server (and returned) when absent", "schema": {"type": "integer", "minimum": 0}},
+          {"$ref": "#/components/parameters/Format"}],
+        "requestBody": {"required": true, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {
+          "200": {"description": "The scrambled image and its permutation", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Scramble"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+          "400": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/samples": {
+      "get": {"summary": "The shipped sample datasets", "operationId": "listSamples",
+        "responses": {"200": {"description": "Datasets", "content": {"application/json": {"schema": {"type": "object", "properties": {
+          "datasets": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "count": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "channels": {"type": "integer"}}}}}}}}}}}
+    },
+    "/v1/samples/{k}": {
+      "get": {"summary": "A demo puzzle: test image k scrambled (seed k by default), solved and stored", "operationId": "sample",
+        "parameters": [
+          {"name": "k", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
+          {"$ref": "#/components/parameters/Model"},
+          {"name": "dataset", "in": "query", "required": false, "description": "mnist or fashion-mnist; default: the model's eval.dataset, else mnist", "schema": {"type": "string"}},
+          {"name": "seed", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+          {"$ref": "#/components/parameters/TauOptional"},
+          {"$ref": "#/components/parameters/Iterations"}],
+        "responses": {
+          "200": {"description": "The solved sample with its scrambled image and truth", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Puzzle"}}}},
+          "404": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/sort": {
+      "post": {"summary": "Sort a list of numbers with a sorting-mlp model", "operationId": "sort",
+        "description": "The model is the one named, else the smallest whose count holds the list. A shorter list is padded with values above its maximum that are dropped from the answer; a longer one is refused (422). permutation[i] is the sorted position of number i; sorted[j] = numbers[i] where permutation[i] = j. With tau the soft matrix S(X/tau) of the (padded) list.",
+        "parameters": [{"$ref": "#/components/parameters/Model"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SortRequest"}}}},
+        "responses": {
+          "200": {"description": "The sorted list", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sort"}}}},
+          "400": {"$ref": "#/components/responses/Error"},
+          "404": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/Error"}}}
+    }
+  },
+  "components": {
+    "parameters": {
+      "Model": {"name": "model", "in": "query", "required": false, "description": "Model name (a file stem in Models/); the default model when absent", "schema": {"type": "string"}},
+      "TauOptional": {"name": "tau", "in": "query", "required": false, "description": "Temperature of the soft matrix to return (positive, finite); confidences are read from S(X/tau) (tau = 1 when absent)", "schema": {"type": "number", "exclusiveMinimum": true, "minimum": 0}},
+      "Iterations": {"name": "iterations", "in": "query", "required": false, "description": "Sinkhorn iterations (default 20, at most --max-iterations)", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+      "Format": {"name": "format", "in": "query", "required": false, "description": "png or json; overrides Accept", "schema": {"type": "string", "enum": ["png", "json"]}},
+      "PuzzleId": {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}
+    },
+    "responses": {
+      "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "PNG": {"description": "A PNG image", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+    "schemas": {
+      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string", "enum": ["invalid_parameter", "invalid_json", "empty_body", "invalid_image", "image_too_large", "unsupported_media_type", "unprocessable_input", "numerical_failure", "model_not_found", "wrong_model_kind", "no_model", "puzzle_not_found", "sample_not_found", "not_found", "method_not_allowed", "content_too_large", "uri_too_long", "header_fields_too_large", "malformed_request", "request_timeout", "service_unavailable", "not_implemented", "http_version_not_supported", "internal_error"]},
+        "message": {"type": "string"}}}}},
+      "Readiness": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}}}},
+      "Piece": {"oneOf": [
+        {"type": "string", "description": "base64 PNG (a data: URL prefix is accepted)"},
+        {"type": "array", "description": "[H][W] or [C][H][W] numbers in [0, 1]", "items": {"type": "array", "items": {}}}]},
+      "SolveRequest": {"type": "object", "properties": {
+        "pieces": {"type": "array", "items": {"$ref": "#/components/schemas/Piece"}, "description": "grid^2 pieces in scrambled order"},
+        "image": {"type": "string", "description": "a whole scrambled image as base64 PNG (instead of pieces)"},
+        "model": {"type": "string"},
+        "tau": {"type": "number"},
+        "iterations": {"type": "integer"}}},
+      "SoftMatrix": {"type": "object", "properties": {
+        "tau": {"type": "number"}, "iterations": {"type": "integer"},
+        "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "row_marginal_error": {"type": "number"}}},
+      "Links": {"type": "object", "properties": {"self": {"type": "string"}, "scrambled": {"type": "string"}, "solution": {"type": "string"}, "soft": {"type": "string"}}},
+      "Puzzle": {"type": "object", "required": ["id", "model", "grid", "permutation", "confidence", "links"], "properties": {
+        "id": {"type": "string"}, "model": {"type": "string"}, "grid": {"type": "integer"},
+        "permutation": {"type": "array", "items": {"type": "integer"}, "description": "permutation[i] = cell of scrambled piece i"},
+        "confidence": {"type": "array", "items": {"type": "number"}, "description": "S(X/tau)[i, permutation[i]]"},
+        "reconstruction": {"type": "string", "description": "base64 PNG"},
+        "scrambled": {"type": "string", "description": "base64 PNG (samples)"},
+        "scores": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "soft": {"$ref": "#/components/schemas/SoftMatrix"},
+        "truth": {"type": "array", "items": {"type": "integer"}},
+        "correct_pieces": {"type": "integer"},
+        "sample": {"type": "object", "properties": {"dataset": {"type": "string"}, "index": {"type": "integer"}, "label": {"type": "integer"}, "seed": {"type": "integer"}}},
+        "origin": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
+        "links": {"$ref": "#/components/schemas/Links"}}},
+      "Scramble": {"type": "object", "properties": {
+        "grid": {"type": "integer"}, "seed": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+        "permutation": {"type": "array", "items": {"type": "integer"}}, "image": {"type": "string", "description": "base64 PNG"}}},
+      "SortRequest": {"type": "object", "required": ["numbers"], "properties": {
+        "numbers": {"type": "array", "items": {"type": "number"}}, "model": {"type": "string"}, "tau": {"type": "number"}, "iterations": {"type": "integer"}}},
+      "Sort": {"type": "object", "properties": {
+        "model": {"type": "string"}, "count": {"type": "integer"}, "padded": {"type": "integer"},
+        "permutation": {"type": "array", "items": {"type": "integer"}}, "sorted": {"type": "array", "items": {"type": "number"}},
+        "soft": {"$ref": "#/components/schemas/SoftMatrix"}}},
+      "Model": {"type": "object", "properties": {
+        "name": {"type": "string"}, "kind": {"type": "string", "enum": ["jigsaw", "sorting"]}, "architecture": {"type": "string"},
+        "source": {"type": "string"}, "is_default": {"type": "boolean"}, "inferred": {"type": "boolean", "description": "configuration inferred from tensor shapes (no __metadata__)"},
+        "notes": {"type": "array", "items": {"type": "string"}}, "parameters": {"type": "integer"},
+        "configuration": {"type": "object", "additionalProperties": true},
+        "evaluation": {"type": "object", "additionalProperties": true, "description": "eval.* metadata: dataset, split, puzzles, kendall_tau, prop_wrong, prop_any_wrong, l1, l2"},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}
+    }
+  }
+}
+"""#
+}

@@ -1,2 +1,0 @@
-import Jigsaw
-import HTTPCore

@@ -1,0 +1,145 @@
+import Jigsaw
+import NeuralNet
+import Permutations
+import TensorKit
+
+/// Scrambled pieces made ready for a network and for display.
+struct PreparedPieces {
+    /// `[1, n, C, p, p]`, resized to the model's piece side, converted to its channels, normalised.
+    var network: Tensor
+    /// `[1, n, C', ph, pw]` in [0, 1]: gray stays gray (C' = 1), anything else becomes RGB.
+    var display: Tensor
+}
+
+/// The result of scoring and matching one puzzle.
+struct Solution {
+    /// `X` `[n, n]`.
+    var scores: Tensor
+    /// `M(X)`.
+    var permutation: [Int]
+    /// `S(X/τ)[i, permutation[i]]`.
+    var confidence: [Float]
+    /// `S(X/τ)` `[n, n]` at the confidence temperature.
+    var soft: Tensor
+    /// The row-marginal error of `soft`.
+    var marginalError: Float
+}
+
+/// The steps between request data and a solved puzzle; every check that could otherwise hit a
+/// precondition in the libraries is made here first.
+enum PuzzleSolver {
+    /// Cuts a scrambled image into the model's grid of cells (centre-cropping to a multiple of
+    /// the grid first).
+    /// - Throws: `unprocessable_input` when the image is smaller than the grid.
+    static func cells(of image: Image, grid: Int) throws(ServiceError) -> [Image] {
+        guard image.width >= grid, image.height >= grid else {
+            throw .unprocessableInput("a \(image.width)×\(image.height) image cannot be cut into a \(grid)×\(grid) grid")
+        }
+        return image.cells(grid: grid)
+    }
+
+    /// Builds the network and display tensors of `n` equally sized pieces.
+    ///
+    /// Each piece is resized on its own to the model's `p × p` (area filter when shrinking,
+    /// bilinear when enlarging), so no content leaks between pieces; alpha is composited on black
+    /// and colour turned to BT.601 luma for a one-channel model. Display pieces keep their size
+    /// unless the assembled image would exceed `displaySize` on its longer side.
+    /// - Throws: `unprocessable_input` for a wrong piece count, pieces of different sizes or a
+    ///   model whose channel count is not 1 or 3.
+    static func prepare(_ cells: [Image], configuration: JigsawNetworkConfiguration,
+                        displaySize: Int) throws(ServiceError) -> PreparedPieces {
+        let n = configuration.pieceCount, grid = configuration.grid
+        guard cells.count == n else {
+            throw .unprocessableInput("the model expects \(n) pieces (a \(grid)×\(grid) grid), got \(cells.count)")
+        }
+        guard configuration.channels == 1 || configuration.channels == 3 else {
+            throw .unprocessableInput("models with \(configuration.channels) input channels are not served")
+        }
+        let (width, height) = (cells[0].width, cells[0].height)
+        guard width > 0, height > 0, cells.allSatisfy({ $0.width == width && $0.height == height }) else {
+            throw .unprocessableInput("all pieces must have the same non-zero width and height")
+        }
+        let p = configuration.pieceSize, channels = configuration.channels
+        var network = Tensor(shape: [1, n, channels, p, p])
+        let pieceSize = channels * p * p
+        let longest = grid * max(width, height)
+        let scale = longest > displaySize ? Double(displaySize) / Double(longest) : 1
+        let displayWidth = max(1, Int(Double(width) * scale)), displayHeight = max(1, Int(Double(height) * scale))
+        let displayChannels = cells.allSatisfy { $0.channels == 1 } ? 1 : 3
+        var display = Tensor(shape: [1, n, displayChannels, displayHeight, displayWidth])
+        let displayPieceSize = displayChannels * displayWidth * displayHeight
+        for (index, cell) in cells.enumerated() {
+            let input = cell.fitted(width: p, height: p).tensor(channels: channels)
+            let shown = cell.fitted(width: displayWidth, height: displayHeight).tensor(channels: displayChannels)
+            network.storage.replaceSubrange((index * pieceSize)..<((index + 1) * pieceSize), with: input.storage)
+            display.storage.replaceSubrange((index * displayPieceSize)..<((index + 1) * displayPieceSize), with: shown.storage)
+        }
+        configuration.normalise(&network)
+        return PreparedPieces(network: network, display: display)
+    }
+
+    /// Scores prepared pieces with a network of the model's pool, matches them and reads each
+    /// piece's confidence from `S(X/τ)`.
+    /// - Throws: `numerical_failure` when the scores are not finite, Sinkhorn errors for a bad τ.
+    static func solve(_ pieces: PreparedPieces, model: ServiceModel, temperature: Float,
+                      iterations: Int) throws(ServiceError) -> Solution {
+        guard let pool = model.jigsawPool, let configuration = model.jigsawConfiguration else {
+            throw .wrongModelKind(name: model.name, expected: "jigsaw")
+        }
+        let n = configuration.pieceCount
+        precondition(pieces.network.shape == [1, n, configuration.channels, configuration.pieceSize, configuration.pieceSize],
+                     "prepared pieces \(pieces.network.shape) do not fit model \(model.name)")
+        let scores = pool.withNetwork { $0.forward(pieces.network) }.reshaped([n, n])
+        do {
+            guard let permutation = try LinearAssignment.matchings(scores: scores).first else {
+                throw ServiceError.numericalFailure("no matching")
+            }
+            let soft = try softMatrix(scores, temperature: temperature, iterations: iterations)
+            let confidence = permutation.enumerated().map { row, column in soft.matrix.storage[row * n + column] }
+            return Solution(scores: scores, permutation: permutation, confidence: confidence, soft: soft.matrix,
+                            marginalError: soft.marginalError)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// The largest `max |X| / τ` a soft matrix is computed for. In float32 the log-domain
+    /// normalisations lose about `6·10⁻⁸ · max |X|/τ` of absolute precision, so beyond this the
+    /// result would be noise rather than a doubly-stochastic matrix.
+    static let maximumScaledScore: Float = 1e6
+
+    /// `S(X/τ)` of one score matrix.
+    /// - Throws: `invalid_parameter` for a τ so small that `max |X|/τ` exceeds
+    ///   ``maximumScaledScore`` (the limit τ → 0 is the hard matching), and Sinkhorn errors.
+    static func softMatrix(_ scores: Tensor, temperature: Float, iterations: Int) throws(ServiceError) -> (matrix: Tensor, marginalError: Float) {
+        let largest = scores.storage.reduce(Float(0)) { max($0, abs($1)) }
+        if largest / temperature > maximumScaledScore {
+            throw .invalidParameter(
+                name: "tau", value: String(temperature),
+                reason: "too small for these scores (max |X|/tau = \(largest / temperature) exceeds \(maximumScaledScore)); use tau >= \(largest / maximumScaledScore), or the hard solution")
+        }
+        do {
+            let result = try Sinkhorn.forward(scores, temperature: temperature, iterations: iterations)
+            return (result.matrix, result.marginalError.first ?? 0)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// PNG bytes of an image tensor `[1, C, H, W]` or `[C, H, W]` in [0, 1].
+    static func png(_ images: Tensor) throws(ServiceError) -> [UInt8] {
+        let shape = images.rank == 4 ? Array(images.shape.dropFirst()) : images.shape
+        do {
+            return try PNG.encode(Image(tensor: images.reshaped(shape)))
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// Scrambles the cells of an image with `π = generator.permutation(n)`: slot `s` receives
+    /// cell `π[s]`, so `π` is the answer in the service's `permutation[i] = j` convention.
+    static func scramble(_ cells: [Image], generator: inout SeededGenerator) -> (cells: [Image], permutation: [Int]) {
+        let permutation = generator.permutation(cells.count)
+        return (permutation.map { cells[$0] }, permutation)
+    }
+}

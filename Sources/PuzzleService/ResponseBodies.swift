@@ -1,0 +1,186 @@
+import Foundation
+import HTTPCore
+import NeuralNet
+import TensorKit
+
+/// A JSON number or string (evaluation figures are numbers when they parse as numbers).
+enum JSONScalar: Encodable, Equatable {
+    case number(Double)
+    case string(String)
+
+    init(_ text: String) {
+        if let value = Double(text), value.isFinite { self = .number(value) } else { self = .string(text) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .number(let value): try container.encode(value)
+        case .string(let text): try container.encode(text)
+        }
+    }
+}
+
+/// Links to a stored puzzle's resources.
+struct PuzzleLinks: Encodable {
+    var puzzle: String
+    var scrambled: String
+    var solution: String
+    var soft: String
+
+    enum CodingKeys: String, CodingKey {
+        case puzzle = "self", scrambled, solution, soft
+    }
+
+    init(id: String) {
+        let base = "/v1/puzzles/\(id)"
+        puzzle = base
+        scrambled = base + "/scrambled.png"
+        solution = base + "/solution.png"
+        soft = base + "/soft?tau=1"
+    }
+}
+
+/// A soft matrix in a response.
+struct SoftMatrixBody: Encodable {
+    var tau: Float
+    var iterations: Int
+    /// `matrix[i][j] = S(X/τ)[i, j]`.
+    var matrix: [[Float]]
+    /// `Σ_i |Σ_j P_ij − 1|` after the last iteration (columns sum to 1 exactly).
+    var rowMarginalError: Float
+
+    init(_ matrix: Tensor, tau: Float, iterations: Int, marginalError: Float) {
+        self.tau = tau
+        self.iterations = iterations
+        self.matrix = ResponseEncoding.rows(matrix)
+        rowMarginalError = marginalError
+    }
+}
+
+/// The JSON answer of `POST /v1/solve`, `GET /v1/samples/{k}` and `GET /v1/puzzles/{id}`.
+struct PuzzleBody: Encodable {
+    var id: String
+    var model: String
+    var grid: Int
+    var permutation: [Int]
+    var confidence: [Float]
+    /// The reconstructed image (base64 PNG).
+    var reconstruction: String?
+    /// The scrambled image (base64 PNG), for samples.
+    var scrambled: String?
+    /// The network's scores, on `GET /v1/puzzles/{id}`.
+    var scores: [[Float]]?
+    var soft: SoftMatrixBody?
+    /// The correct permutation when known (samples), and how many pieces the solution places right.
+    var truth: [Int]?
+    var correctPieces: Int?
+    var sample: SampleBody?
+    var origin: String
+    var created: String
+    var links: PuzzleLinks
+}
+
+/// Where a sample puzzle came from.
+struct SampleBody: Encodable {
+    var dataset: String
+    var index: Int
+    var label: Int?
+    var seed: UInt64
+}
+
+/// The JSON answer of `POST /v1/scramble`.
+struct ScrambleBody: Encodable {
+    var grid: Int
+    var seed: UInt64
+    var width: Int
+    var height: Int
+    /// `permutation[s]` is the original cell now at scrambled slot `s`: the correct answer in the
+    /// solve convention (scrambled piece `s` belongs in cell `permutation[s]`).
+    var permutation: [Int]
+    var image: String
+}
+
+/// The JSON answer of `POST /v1/sort`.
+struct SortBody: Encodable {
+    var model: String
+    var count: Int
+    var padded: Int
+    /// `permutation[i]` is the sorted position of number `i`.
+    var permutation: [Int]
+    var sorted: [Double]
+    var soft: SoftMatrixBody?
+}
+
+/// One model in `GET /v1/models`.
+struct ModelBody: Encodable {
+    var name: String
+    var kind: String
+    var architecture: String
+    var source: String
+    var isDefault: Bool
+    var inferred: Bool
+    var notes: [String]
+    var parameters: Int
+    var configuration: [String: JSONScalar]
+    var evaluation: [String: JSONScalar]
+    var metadata: [String: String]
+
+    init(_ model: ServiceModel, isDefault: Bool) {
+        name = model.name
+        kind = model.kind.name
+        architecture = model.metadata["architecture"] ?? ""
+        source = (model.source as NSString).lastPathComponent
+        self.isDefault = isDefault
+        inferred = model.isInferred
+        notes = model.notes
+        parameters = model.parameterCount
+        let configurationMetadata: [String: String]
+        switch model.kind {
+        case .jigsaw(let configuration): configurationMetadata = configuration.metadata
+        case .sorting(let configuration): configurationMetadata = configuration.metadata
+        }
+        configuration = configurationMetadata.filter { $0.key != "architecture" }.mapValues(JSONScalar.init)
+        evaluation = model.evaluation.mapValues(JSONScalar.init)
+        metadata = model.metadata
+    }
+}
+
+/// Shared JSON encoding for responses.
+enum ResponseEncoding {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// A JSON response; a value that cannot be encoded (a non-finite float) becomes a JSON error.
+    static func json(_ value: some Encodable, status: HTTPStatus = .ok) throws(ServiceError) -> HTTPResponse {
+        do {
+            return HTTPResponse.json(try encoder().encode(value), status: status)
+        } catch {
+            throw .numericalFailure("the response holds numbers JSON cannot carry: \(error)")
+        }
+    }
+
+    /// A PNG response.
+    static func png(_ bytes: [UInt8], headers extra: [(String, String)] = []) -> HTTPResponse {
+        var headers: HTTPHeaders = ["Content-Type": "image/png"]
+        for (name, value) in extra { headers[name] = value }
+        return HTTPResponse(status: .ok, headers: headers, body: bytes)
+    }
+
+    /// The rows of an `[n, m]` tensor.
+    static func rows(_ matrix: Tensor) -> [[Float]] {
+        precondition(matrix.rank == 2, "rows of a matrix, got \(matrix.shape)")
+        let columns = matrix.shape[1]
+        return (0..<matrix.shape[0]).map { Array(matrix.storage[($0 * columns)..<(($0 + 1) * columns)]) }
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}

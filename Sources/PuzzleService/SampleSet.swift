@@ -1,0 +1,49 @@
+import Foundation
+import Jigsaw
+
+/// The test images shipped for demo puzzles: one MNIST-layout dataset per subdirectory
+/// (`samples/mnist/`, `samples/fashion-mnist/`), named after the subdirectory.
+public struct SampleSet: Sendable {
+    /// The datasets by name.
+    public let datasets: [String: ImageDataset]
+
+    /// Sample datasets given directly.
+    public init(datasets: [String: ImageDataset]) {
+        self.datasets = datasets
+    }
+
+    /// Loads every subdirectory of `directory` that holds a test split in IDX format
+    /// (`*test*-images-idx3-ubyte.gz` and its labels); other entries are ignored.
+    ///
+    /// - Throws: `DatasetError` when a subdirectory has IDX files that do not load.
+    public init(directory: String) throws {
+        var datasets: [String: ImageDataset] = [:]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names.sorted() {
+            let path = (directory as NSString).appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            guard (try? ImageDataset.mnistFiles(directory: path, split: .test)) != nil else { continue }
+            datasets[name] = try ImageDataset.mnist(directory: path, split: .test)
+        }
+        self.datasets = datasets
+    }
+
+    /// The dataset a request means: the named one, else the one the model was evaluated on
+    /// (`eval.dataset`), else `mnist`, else the first by name.
+    func dataset(named name: String?, for model: ServiceModel) throws(ServiceError) -> (name: String, dataset: ImageDataset) {
+        if let name {
+            guard let dataset = datasets[name] else {
+                throw .sampleNotFound("no sample dataset '\(name)'; available: \(datasets.keys.sorted().joined(separator: ", "))")
+            }
+            return (name, dataset)
+        }
+        for candidate in [model.metadata["eval.dataset"], model.metadata["train.dataset"], "mnist"].compactMap({ $0 }) {
+            if let dataset = datasets[candidate] { return (candidate, dataset) }
+        }
+        guard let first = datasets.keys.sorted().first, let dataset = datasets[first] else {
+            throw .sampleNotFound("no sample images are installed")
+        }
+        return (first, dataset)
+    }
+}

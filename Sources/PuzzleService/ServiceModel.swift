@@ -1,0 +1,187 @@
+import Foundation
+import NeuralNet
+import TensorKit
+
+/// Why a weights file cannot become a served model.
+public enum ModelLoadError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file is not a readable, valid safetensors file.
+    case invalidFile(path: String, reason: String)
+    /// The file is valid safetensors but does not describe a network this service builds
+    /// (bad metadata, unknown architecture, missing or misshapen tensors).
+    case invalidModel(name: String, reason: String)
+    /// Two files give the same model name.
+    case duplicateName(String, paths: [String])
+    /// The models directory cannot be listed.
+    case unreadableDirectory(path: String, reason: String)
+    /// The default model named on the command line is not loaded, or is not a jigsaw model.
+    case unknownDefaultModel(String)
+
+    public var description: String {
+        switch self {
+        case .invalidFile(let path, let reason): "cannot load \(path): \(reason)"
+        case .invalidModel(let name, let reason): "model '\(name)' is invalid: \(reason)"
+        case .duplicateName(let name, let paths): "model name '\(name)' is given by several files: \(paths.joined(separator: ", "))"
+        case .unreadableDirectory(let path, let reason): "cannot read the models directory \(path): \(reason)"
+        case .unknownDefaultModel(let name): "default model '\(name)' is not a loaded jigsaw model"
+        }
+    }
+}
+
+/// A loaded model: its description and a pool of network instances ready for inference.
+public final class ServiceModel: Sendable {
+    /// What a model computes.
+    public enum Kind: Sendable, Equatable {
+        /// A jigsaw scoring network (`jigsaw-cnn`).
+        case jigsaw(JigsawNetworkConfiguration)
+        /// A number-sorting network (`sorting-mlp`).
+        case sorting(SortingNetworkConfiguration)
+
+        /// `jigsaw` or `sorting`.
+        public var name: String {
+            switch self {
+            case .jigsaw: "jigsaw"
+            case .sorting: "sorting"
+            }
+        }
+    }
+
+    /// The name requests use (the file stem for a file).
+    public let name: String
+    /// The file it came from, or a description of its origin.
+    public let source: String
+    /// What it computes and with which configuration.
+    public let kind: Kind
+    /// The weights file's `__metadata__`, or the configuration inferred from tensor shapes.
+    public let metadata: [String: String]
+    /// Whether the configuration was inferred from tensor shapes (a file without metadata).
+    public let isInferred: Bool
+    /// Remarks for `/v1/models` (for instance what was inferred and what was assumed).
+    public let notes: [String]
+    /// The number of trainable parameters.
+    public let parameterCount: Int
+
+    let jigsawPool: NetworkPool<JigsawNetwork>?
+    let sortingPool: NetworkPool<SortingNetwork>?
+
+    /// Builds a model from metadata and tensors, as read from a weights file.
+    ///
+    /// When `metadata` has no `architecture` the tutorial's layout is inferred from the tensor
+    /// shapes (see ``ServiceModel/inferMetadata(tensors:)``).
+    /// - Parameters:
+    ///   - name: the model's name.
+    ///   - metadata: the file's `__metadata__` string map.
+    ///   - tensors: every float tensor by name (PyTorch's `num_batches_tracked` counters may be present).
+    ///   - source: where it came from, for `/v1/models`.
+    ///   - instances: how many network instances to build (concurrent forward passes).
+    /// - Throws: ``ModelLoadError/invalidModel(name:reason:)``.
+    public init(name: String, metadata: [String: String], tensors: [String: Tensor], source: String = "memory",
+                instances: Int = 2) throws(ModelLoadError) {
+        precondition(instances >= 1, "a model needs at least one network instance")
+        self.name = name
+        self.source = source
+        var notes: [String] = []
+        var effective = metadata
+        if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
+            do {
+                let inferred = try ServiceModel.inferMetadata(tensors: tensors)
+                effective.merge(inferred.metadata) { _, new in new }
+                notes = inferred.notes
+            } catch {
+                throw .invalidModel(name: name, reason: error.description)
+            }
+            isInferred = true
+        } else {
+            isInferred = false
+        }
+        self.metadata = effective
+        self.notes = notes
+        do {
+            switch effective[JigsawNetworkConfiguration.Key.architecture] {
+            case JigsawNetworkConfiguration.architecture:
+                var networks: [JigsawNetwork] = []
+                for _ in 0..<instances {
+                    let network = try JigsawNetwork(metadata: effective, tensors: tensors)
+                    network.isTraining = false
+                    network.threadCount = 1
+                    networks.append(network)
+                }
+                kind = .jigsaw(networks[0].configuration)
+                parameterCount = networks[0].parameterCount
+                jigsawPool = NetworkPool(networks)
+                sortingPool = nil
+            case SortingNetworkConfiguration.architecture:
+                var networks: [SortingNetwork] = []
+                for _ in 0..<instances {
+                    networks.append(try SortingNetwork(metadata: effective, tensors: tensors))
+                }
+                kind = .sorting(networks[0].configuration)
+                parameterCount = networks[0].parameterCount
+                jigsawPool = nil
+                sortingPool = NetworkPool(networks)
+            case let other:
+                throw NeuralNetError.unsupportedArchitecture(other ?? "")
+            }
+        } catch {
+            throw .invalidModel(name: name, reason: String(describing: error))
+        }
+    }
+
+    /// Loads a safetensors weights file.
+    ///
+    /// Float tensors of any float dtype are converted to float32; integer tensors are accepted
+    /// only for PyTorch's `num_batches_tracked` counters, which are skipped.
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - name: the model name; by default the file name without its extension.
+    ///   - instances: network instances to build.
+    /// - Throws: ``ModelLoadError/invalidFile(path:reason:)`` or ``ModelLoadError/invalidModel(name:reason:)``.
+    public convenience init(contentsOfFile path: String, name: String? = nil, instances: Int = 2) throws(ModelLoadError) {
+        let modelName = name ?? ServiceModel.name(forFile: path)
+        let file: SafetensorsFile
+        var tensors: [String: Tensor] = [:]
+        do {
+            file = try SafetensorsFile(contentsOfFile: path)
+            for (tensorName, entry) in file.entries {
+                if tensorName.hasSuffix("num_batches_tracked") { continue }
+                guard entry.dtype.isFloatingPoint else {
+                    throw ModelLoadError.invalidModel(
+                        name: modelName, reason: "tensor '\(tensorName)' has integer dtype \(entry.dtype.rawValue)")
+                }
+                tensors[tensorName] = try file.tensor(named: tensorName)
+            }
+        } catch let error as ModelLoadError {
+            throw error
+        } catch {
+            throw .invalidFile(path: path, reason: String(describing: error))
+        }
+        try self.init(name: modelName, metadata: file.metadata, tensors: tensors, source: path, instances: instances)
+    }
+
+    /// The model name of a weights file: its name without directory and extension.
+    public static func name(forFile path: String) -> String {
+        let base = (path as NSString).lastPathComponent
+        return base.hasSuffix(".safetensors") ? String(base.dropLast(".safetensors".count)) : (base as NSString).deletingPathExtension
+    }
+
+    /// The jigsaw configuration, or `nil` for another kind.
+    public var jigsawConfiguration: JigsawNetworkConfiguration? {
+        if case .jigsaw(let configuration) = kind { return configuration }
+        return nil
+    }
+
+    /// The sorting configuration, or `nil` for another kind.
+    public var sortingConfiguration: SortingNetworkConfiguration? {
+        if case .sorting(let configuration) = kind { return configuration }
+        return nil
+    }
+
+    /// The evaluation figures written by the trainers (`eval.*` metadata keys), numbers where
+    /// they parse as numbers.
+    public var evaluation: [String: String] {
+        var result: [String: String] = [:]
+        for (key, value) in metadata where key.hasPrefix("eval.") {
+            result[String(key.dropFirst("eval.".count))] = value
+        }
+        return result
+    }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import HTTPCore
+import PuzzleService
+
+/// `jigsaw-server`: serves the jigsaw-puzzle API and the web page.
+@main
+struct JigsawServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jigsaw-server",
+        abstract: "Serve the jigsaw puzzle solver over HTTP.",
+        discussion: """
+            Loads every Models/*.safetensors (or the files given with --model), then serves the API \
+            described at /openapi.json and the web page of --public. A port of 0 picks a free one; \
+            the line `listening on http://HOST:PORT` is printed once the socket is bound. \
+            SIGINT or SIGTERM drains the requests in flight, then exits.
+            """)
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port (0 picks a free one and prints it).")
+    var port = 8080
+
+    @Option(help: "A directory whose *.safetensors files are loaded.")
+    var models: String?
+
+    @Option(name: .customLong("model"), help: "A weights file to load (repeatable).")
+    var modelFiles: [String] = []
+
+    @Option(name: .customLong("public"), help: "A directory of static files (the web page).")
+    var publicDirectory: String?
+
+    @Option(help: "A directory of sample datasets (default: MODELS/samples).")
+    var samples: String?
+
+    @Option(help: "The jigsaw model used when a request names none (default: the smallest grid).")
+    var defaultModel: String?
+
+    @Option(help: "Network instances per model (concurrent forward passes).")
+    var networkInstances = 2
+
+    @Option(help: "Largest request body in bytes (413 beyond).")
+    var maxBodyBytes = 10 * 1024 * 1024
+
+    @Option(help: "Largest decoded PNG in samples (width × height × channels); 413 beyond, before decoding.")
+    var maxImageSamples = 16 << 20
+
+    @Option(help: "Most Sinkhorn iterations a request may ask for.")
+    var maxIterations = 1000
+
+    @Option(help: "Most open connections (503 beyond).")
+    var maxConnections = 1024
+
+    @Option(help: "Seconds to receive a request head.")
+    var headerTimeout = 10.0
+
+    @Option(help: "Seconds to receive a request body.")
+    var bodyTimeout = 60.0
+
+    @Option(help: "Seconds an idle keep-alive connection is kept.")
+    var idleTimeout = 30.0
+
+    @Option(help: "Seconds a graceful shutdown waits for requests in flight.")
+    var shutdownTimeout = 30.0
+
+    @Option(help: "Most puzzles kept in memory.")
+    var storeCapacity = 1024
+
+    @Option(help: "Most megabytes of puzzles kept in memory.")
+    var storeMegabytes = 256
+
+    @Option(help: "Seconds a solved puzzle is kept.")
+    var storeTTL = 3600.0
+
+    @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock).")
+    var seed: UInt64?
+
+    @Flag(inversion: .prefixedNo, help: "Write one access-log line per request to standard output.")
+    var accessLog = true
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard !host.isEmpty else { throw ValidationError("--host must not be empty") }
+        guard models != nil || !modelFiles.isEmpty else {
+            throw ValidationError("give a models directory with --models DIR or weights files with --model FILE")
+        }
+        for (name, directory) in [("--models", models), ("--public", publicDirectory), ("--samples", samples)] {
+            guard let directory else { continue }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("\(name) \(directory) is not a directory")
+            }
+        }
+        for file in modelFiles where !FileManager.default.isReadableFile(atPath: file) {
+            throw ValidationError("--model \(file) is not a readable file")
+        }
+        guard (1...64).contains(networkInstances) else { throw ValidationError("--network-instances must be in 1...64") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard maxImageSamples >= 1 else { throw ValidationError("--max-image-samples must be positive") }
+        guard (20...1_000_000).contains(maxIterations) else { throw ValidationError("--max-iterations must be in 20...1000000") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be positive") }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout),
+                              ("--idle-timeout", idleTimeout), ("--shutdown-timeout", shutdownTimeout), ("--store-ttl", storeTTL)] {
+            guard value.isFinite, value > 0, value <= 86_400 * 365 else { throw ValidationError("\(name) must be positive seconds") }
+        }
+        guard storeCapacity >= 1 else { throw ValidationError("--store-capacity must be positive") }
+        guard (1...1_048_576).contains(storeMegabytes) else { throw ValidationError("--store-megabytes must be in 1...1048576") }
+    }
+
+    func run() throws {
+        JigsawService.configureProcess()
+        let registry: ModelRegistry
+        do {
+            registry = try ModelRegistry(directory: models, files: modelFiles, defaultModel: defaultModel,
+                                         instances: networkInstances)
+        } catch {
+            FileHandle.standardError.write(Data("jigsaw-server: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        let sampleDirectory = samples ?? models.map { ($0 as NSString).appendingPathComponent("samples") }
+        let sampleSet: SampleSet
+        do {
+            sampleSet = try sampleDirectory.map { try SampleSet(directory: $0) } ?? SampleSet(datasets: [:])
+        } catch {
+            FileHandle.standardError.write(Data("jigsaw-server: cannot load samples: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        let seconds = { (value: Double) in Duration.milliseconds(Int64((value * 1000).rounded())) }
+        let service = JigsawService(
+            registry: registry, samples: sampleSet,
+            configuration: ServiceConfiguration(
+                maximumImageSamples: maxImageSamples, maximumPieceListSamples: maxImageSamples,
+                maximumIterations: maxIterations, storeCapacity: storeCapacity, storeByteBudget: storeMegabytes << 20,
+                storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6)),
+            publicDirectory: publicDirectory)
+        let server = service.makeServer(configuration: HTTPServerConfiguration(
+            host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),
+            headerTimeout: seconds(headerTimeout), bodyTimeout: seconds(bodyTimeout), idleTimeout: seconds(idleTimeout),
+            shutdownTimeout: seconds(shutdownTimeout), maxConnections: maxConnections,
+            accessLog: accessLog ? HTTPAccessLogEntry.writeToStandardOutput : nil))
+        do {
+            try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("jigsaw-server: cannot listen on \(host):\(port): \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        let names = registry.models.map { $0.name + ($0.isInferred ? " (configuration inferred)" : "") }
+        var banner = "models: \(names.isEmpty ? "none (readyz answers 503)" : names.joined(separator: ", "))"
+        if let name = registry.defaultJigsawModel?.name { banner += "; default \(name)" }
+        banner += "; samples: \(sampleSet.datasets.keys.sorted().joined(separator: ", "))\n"
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        FileHandle.standardOutput.write(Data((banner + "listening on http://\(shownHost):\(server.port)\n").utf8))
+        server.waitForTermination()
+        FileHandle.standardOutput.write(Data("stopped\n".utf8))
+    }
+}

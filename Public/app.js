@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const elements = {
     model: $("model"), modelFacts: $("model-facts"), sample: $("sample"), sampleFacts: $("sample-facts"),
-    drop: $("drop"), file: $("file"), board: $("board"), solve: $("solve"), reset: $("reset"),
+    drop: $("drop"), file: $("file"), board: $("board"), boardCaption: $("board-caption"), solve: $("solve"), reset: $("reset"),
     status: $("status"), result: $("result"), permutation: $("permutation"), verdict: $("verdict"),
     pieceRows: $("piece-rows"), tau: $("tau"), tauValue: $("tau-value"), softImage: $("soft-image"),
     heatmap: $("heatmap"), softStatus: $("soft-status"), error: $("error"), errorTitle: $("error-title"),
@@ -245,6 +245,7 @@
     elements.heatmap.replaceChildren();
     elements.softStatus.textContent = "";
     elements.tau.disabled = true;
+    elements.boardCaption.textContent = "Scrambled: the numbers name the pieces in their scrambled order.";
     document.body.dataset.state = "scrambled";
     setBusy(false);
   }
@@ -390,7 +391,7 @@
       piece.style.transitionDelay = slot * 60 + "ms";
       place(piece, permutation[slot], puzzle.grid);
       const bar = piece.querySelector(".bar");
-      bar.style.width = Math.max(4, 100 * confidence[slot]) + "%";
+      bar.style.setProperty("--confidence", Math.max(0.04, confidence[slot]));
       bar.style.background = confidenceColor(confidence[slot]);
       const wrong = puzzle.truth && puzzle.truth[slot] !== permutation[slot];
       piece.classList.toggle("wrong", Boolean(wrong));
@@ -399,7 +400,12 @@
     });
   }
 
+  function solvedCaption() {
+    return "Solved: piece s moved to cell π[s] (cells numbered row by row); the bar shows its confidence.";
+  }
+
   function showResult() {
+    elements.boardCaption.textContent = solvedCaption();
     const puzzle = state.puzzle, { permutation, confidence } = puzzle.solution;
     elements.permutation.textContent = "[" + permutation.join(", ") + "]";
     elements.permutation.dataset.permutation = permutation.join(",");
@@ -437,6 +443,7 @@
       place(piece, showingSolved ? puzzle.solution.permutation[slot] : slot, puzzle.grid);
     });
     elements.reset.textContent = showingSolved ? "Show scrambled" : "Show solved";
+    elements.boardCaption.textContent = showingSolved ? solvedCaption() : "Scrambled: the numbers name the pieces in their scrambled order.";
   }
 
   // MARK: - Soft permutation

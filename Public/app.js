@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const elements = {
     model: $("model"), modelFacts: $("model-facts"), sample: $("sample"), sampleFacts: $("sample-facts"),
-    drop: $("drop"), file: $("file"), board: $("board"), boardCaption: $("board-caption"), solve: $("solve"), reset: $("reset"),
+    drop: $("drop"), file: $("file"), board: $("board"), boardCaption: $("board-caption"), thumb: $("thumb"), solve: $("solve"), reset: $("reset"),
     status: $("status"), result: $("result"), permutation: $("permutation"), verdict: $("verdict"),
     pieceRows: $("piece-rows"), tau: $("tau"), tauValue: $("tau-value"), softImage: $("soft-image"),
     heatmap: $("heatmap"), softStatus: $("soft-status"), error: $("error"), errorTitle: $("error-title"),
@@ -59,11 +59,11 @@
 
   // MARK: - Messages
 
-  function showError(title, error) {
+  function showError(title, error, prefix = "") {
     let message = error && error.message ? error.message : String(error);
-    if (error instanceof ServiceFailure && error.status) {
-      message = message.charAt(0).toUpperCase() + message.slice(1) + " (HTTP " + error.status + ", " + error.code + ")";
-    }
+    message = message.charAt(0).toUpperCase() + message.slice(1);
+    if (error instanceof ServiceFailure && error.status) message += " (HTTP " + error.status + ", " + error.code + ")";
+    message = prefix + message;
     elements.errorTitle.textContent = title;
     elements.errorMessage.textContent = message;
     elements.error.hidden = false;
@@ -217,6 +217,9 @@
     board.style.aspectRatio = width + " / " + height;
     board.style.setProperty("--grid", puzzle.grid);
     board.replaceChildren();
+    elements.thumb.src = puzzle.scrambledURL;
+    elements.thumb.hidden = false;
+    elements.thumb.classList.toggle("pixelated", width < 64);
     puzzle.elements = pieces.map((url, slot) => {
       const piece = document.createElement("div");
       piece.className = "piece";
@@ -229,10 +232,10 @@
       badge.className = "badge";
       badge.textContent = slot;
       badge.setAttribute("aria-hidden", "true");
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      bar.setAttribute("aria-hidden", "true");
-      piece.append(img, badge, bar);
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.setAttribute("aria-hidden", "true");
+      piece.append(img, badge, chip);
       place(piece, slot, puzzle.grid);
       board.append(piece);
       return piece;
@@ -247,6 +250,30 @@
     elements.tau.disabled = true;
     elements.boardCaption.textContent = "Scrambled: the numbers name the pieces in their scrambled order.";
     document.body.dataset.state = "scrambled";
+    setBusy(false);
+  }
+
+  /** Empties the board (the puzzle on it belongs to another model). */
+  function clearPuzzle(caption) {
+    if (!state.puzzle) return;
+    state.puzzle = null;
+    state.solved = false;
+    state.soft.pending = null;
+    const placeholder = document.createElement("p");
+    placeholder.className = "placeholder";
+    placeholder.textContent = "No puzzle yet";
+    elements.board.className = "board empty";
+    elements.board.style.aspectRatio = "";
+    elements.board.replaceChildren(placeholder);
+    elements.thumb.hidden = true;
+    elements.boardCaption.textContent = caption;
+    elements.result.hidden = true;
+    elements.reset.disabled = true;
+    elements.softImage.hidden = true;
+    elements.heatmap.replaceChildren();
+    elements.softStatus.textContent = "";
+    elements.tau.disabled = true;
+    document.body.dataset.state = "ready";
     setBusy(false);
   }
 
@@ -343,7 +370,9 @@
       const title = error.code === "invalid_image" || error.code === "unsupported_media_type"
         ? "That file is not an image the service can read"
         : error.status === 413 || error.code === "upload_failed" ? "That image is too large" : "Could not use that file";
-      showError(title, error);
+      const prefix = error.code === "content_too_large" ? file.name + " (" + megabytes(file.size) + "): "
+        : error.status === 413 ? file.name + ": " : "";
+      showError(title, error, prefix);
     }
   }
 
@@ -378,6 +407,10 @@
     }
   }
 
+  function formatPercent(value) {
+    return (100 * value).toFixed(1) + " %";
+  }
+
   function confidenceColor(value) {
     // Red (uncertain) through amber to green (certain).
     const hue = Math.round(120 * Math.max(0, Math.min(1, value)));
@@ -390,9 +423,9 @@
     puzzle.elements.forEach((piece, slot) => {
       piece.style.transitionDelay = slot * 60 + "ms";
       place(piece, permutation[slot], puzzle.grid);
-      const bar = piece.querySelector(".bar");
-      bar.style.setProperty("--confidence", Math.max(0.04, confidence[slot]));
-      bar.style.background = confidenceColor(confidence[slot]);
+      const chip = piece.querySelector(".chip");
+      chip.textContent = formatPercent(confidence[slot]);
+      chip.style.background = confidenceColor(confidence[slot]);
       const wrong = puzzle.truth && puzzle.truth[slot] !== permutation[slot];
       piece.classList.toggle("wrong", Boolean(wrong));
       piece.querySelector("img").alt = "Piece " + slot + " placed in cell " + permutation[slot]
@@ -401,7 +434,7 @@
   }
 
   function solvedCaption() {
-    return "Solved: piece s moved to cell π[s] (cells numbered row by row); the bar shows its confidence.";
+    return "Solved: piece s moved to cell π[s] (cells numbered row by row), with the network's confidence.";
   }
 
   function showResult() {
@@ -427,7 +460,7 @@
       const meter = row.querySelector(".meter span");
       meter.style.width = 100 * value + "%";
       meter.style.background = confidenceColor(value);
-      row.querySelector(".num").textContent = (100 * value).toFixed(1) + " %";
+      row.querySelector(".num").textContent = formatPercent(value);
       if (wrong) row.className = "wrong";
       return row;
     }));
@@ -554,6 +587,7 @@
     state.modelName = elements.model.value;
     elements.modelFacts.textContent = describeModel(currentModel());
     updateSampleFacts();
+    clearPuzzle("Model changed: scramble a sample or drop an image for " + state.modelName + ".");
   });
   elements.sample.addEventListener("click", () => loadSample(-1));
   elements.solve.addEventListener("click", solve);

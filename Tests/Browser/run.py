@@ -348,7 +348,7 @@ def run(args):
         for domain in ("Page", "Runtime", "Log"):
             dev.call(f"{domain}.enable")
         dev.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        dev.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": "light"},
+        dev.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": os.environ.get("COLOR_SCHEME", "light")},
                                                          {"name": "prefers-reduced-motion", "value": "no-preference"}])
         model = fetch_json(base, "/v1/models")["default_model"]
 

@@ -377,10 +377,12 @@ def run(args):
         confidences = dev.evaluate("[...document.querySelectorAll('#piece-rows .num')].map(e => parseFloat(e.textContent))")
         checks.expect(len(confidences) == len(shown) and all(abs(c - 100 * r) < 0.051 for c, r in zip(confidences, stored["confidence"])),
                       "each piece's confidence in the table matches the service's")
-        time.sleep(1.3)  # the pieces' move (0.7 s plus a stagger)
-        placed = dev.evaluate(f"""[...document.querySelectorAll('#board .piece')].map(p => {{
+        cells = f"""JSON.stringify([...document.querySelectorAll('#board .piece')].map(p => {{
             const board = document.getElementById('board').getBoundingClientRect(), r = p.getBoundingClientRect();
-            return Math.round((r.top - board.top) / board.height * {grid}) * {grid} + Math.round((r.left - board.left) / board.width * {grid}); }})""")
+            return Math.round((r.top - board.top) / board.height * {grid}) * {grid} + Math.round((r.left - board.left) / board.width * {grid}); }}))"""
+        dev.wait_for(f"{cells} === {json.dumps(json.dumps(shown, separators=(',', ':')))}", "the pieces to reach their cells", timeout=5)
+        time.sleep(0.3)  # let the move settle: the rounded cells match before the transition ends
+        placed = json.loads(dev.evaluate(cells))
         checks.expect(placed == shown, "every piece has moved to the cell the permutation gives it")
 
         # 2. The τ slider, from the keyboard: Home = 0.01, End = 10.

@@ -5,7 +5,7 @@ HOST       ?= 0.0.0.0
 APT_PKGS   := libopenblas-dev libpng-dev zlib1g-dev pkgconf
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test serve bench clean
+.PHONY: deps browser-deps build release test browser-test serve bench clean
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -20,11 +20,25 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The browser test (Tests/Browser/run.py) drives headless Chromium from Debian's chromium package,
+# installed when missing; when it cannot be installed the test prints why and is skipped.
+browser-deps:
+	@command -v python3 >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "installing chromium for the browser test"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium \
+			|| echo "could not install chromium: the browser test will be skipped"; }
+
 # The suite runs in release mode: the numerical tests (brute-force assignment, finite differences,
 # small training runs) would take many times longer in a debug build.
-test: deps
+test: deps browser-deps
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+	python3 Tests/Browser/run.py --server .build/release/jigsaw-server
+
+browser-test: deps browser-deps
+	$(SWIFT) build -c release --product jigsaw-server
+	python3 Tests/Browser/run.py --server .build/release/jigsaw-server --screenshot docs/screenshot.png
 
 serve: release
 	$(SWIFT) run -c release --skip-build jigsaw-server --host $(HOST) --port $(PORT) --models Models --public Public

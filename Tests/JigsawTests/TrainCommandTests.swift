@@ -60,7 +60,7 @@ import Testing
     @Test func aCorruptWeightsFileIsAClearError() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
+        writeFile(path, [1, 2, 3])
         let result = try run(["evaluate", "--weights", path, "--data-dir", fixturesDirectory])
         #expect(result.status != 0)
         #expect(!result.error.isEmpty && !result.error.contains("Fatal error"), "stderr: \(result.error)")

@@ -34,8 +34,11 @@ public enum JigsawModelFile {
         var metadata = file.metadata
         var inferred = false
         if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
-            let configuration = try inferConfiguration(file: file, path: path)
-            metadata.merge(configuration.metadata) { _, new in new }
+            do throws(ModelInferenceError) {
+                metadata.merge(try ModelInference.inferMetadata(shapes: file.entries.mapValues(\.shape)).metadata) { _, new in new }
+            } catch {
+                throw JigsawTrainingError.invalidModelFile(path: path, reason: error.description)
+            }
             inferred = true
         } else if metadata[JigsawNetworkConfiguration.Key.architecture] != JigsawNetworkConfiguration.architecture {
             throw JigsawTrainingError.invalidModelFile(
@@ -44,42 +47,6 @@ public enum JigsawModelFile {
         let network = try JigsawNetwork(metadata: metadata, tensors: tensors)
         network.isTraining = false
         return Loaded(network: network, metadata: metadata, inferredConfiguration: inferred)
-    }
-
-    /// The tutorial configuration that fits a metadata-less file's tensor shapes.
-    static func inferConfiguration(file: SafetensorsFile, path: String) throws -> JigsawNetworkConfiguration {
-        func shape(_ name: String) throws -> [Int] {
-            guard let entry = file.entries[name] else {
-                throw JigsawTrainingError.invalidModelFile(
-                    path: path, reason: "no architecture metadata and no tensor \(name) to infer it from")
-            }
-            return entry.shape
-        }
-        let conv = try shape("g_1.0.weight")
-        guard conv.count == 4, conv[2] == conv[3], conv[2] % 2 == 1 else {
-            throw JigsawTrainingError.invalidModelFile(path: path, reason: "g_1.0.weight has shape \(conv)")
-        }
-        var blocks = 1
-        while file.entries["g_1.\(4 * blocks).weight"] != nil { blocks += 1 }
-        let hiddenUnits = file.entries["g_2.0.weight"]?.shape.first ?? 0
-        let head = try shape(hiddenUnits > 0 ? "g_2.2.weight" : "g_2.weight")
-        let features = hiddenUnits > 0 ? try shape("g_2.0.weight") : head
-        guard head.count == 2, features.count == 2 else {
-            throw JigsawTrainingError.invalidModelFile(path: path, reason: "g_2 weights are not matrices")
-        }
-        let pieces = head[0]
-        let grid = Int(Double(pieces).squareRoot().rounded())
-        let hidden = conv[0]
-        let side = features[1] / max(hidden, 1)
-        let q = Int(Double(side).squareRoot().rounded())
-        guard grid * grid == pieces, grid >= 1, q * q * hidden == features[1], q >= 1 else {
-            throw JigsawTrainingError.invalidModelFile(
-                path: path, reason: "cannot infer a square grid and piece size from \(head) and \(features)")
-        }
-        let piece = q << blocks
-        return JigsawNetworkConfiguration(
-            grid: grid, imageSize: grid * piece, channels: conv[1], hiddenChannels: hidden, kernelSize: conv[2],
-            extraConvolutionBlocks: blocks - 1, hiddenUnits: hiddenUnits)
     }
 
     /// Writes the network's parameters and buffers with its configuration and `extra` metadata

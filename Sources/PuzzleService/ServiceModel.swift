@@ -1,4 +1,5 @@
 import Foundation
+import Jigsaw
 import NeuralNet
 import TensorKit
 
@@ -66,7 +67,7 @@ public final class ServiceModel: Sendable {
     /// Builds a model from metadata and tensors, as read from a weights file.
     ///
     /// When `metadata` has no `architecture` the tutorial's layout is inferred from the tensor
-    /// shapes (see ``ServiceModel/inferMetadata(tensors:)``).
+    /// shapes (see `ModelInference.inferMetadata(shapes:)`).
     /// - Parameters:
     ///   - name: the model's name.
     ///   - metadata: the file's `__metadata__` string map.
@@ -82,8 +83,8 @@ public final class ServiceModel: Sendable {
         var notes: [String] = []
         var effective = metadata
         if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
-            do {
-                let inferred = try ServiceModel.inferMetadata(tensors: tensors)
+            do throws(ModelInferenceError) {
+                let inferred = try ModelInference.inferMetadata(shapes: tensors.mapValues(\.shape))
                 effective.merge(inferred.metadata) { _, new in new }
                 notes = inferred.notes
             } catch {

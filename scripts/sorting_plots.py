@@ -2,6 +2,7 @@
 """Plots and tables for docs/sorting.md from `jigsaw-train sort` outputs (stdlib only).
 
     python3 scripts/sorting_plots.py docs/eisenberger-scaling.jsonl [docs/accuracy/*.json]
+    python3 scripts/sorting_plots.py table1 EVAL.json...   (outputs of `jigsaw-train sort evaluate --json`)
 
 Writes docs/eisenberger-time.svg, docs/eisenberger-memory.svg and, when accuracy reports are
 given, docs/eisenberger-accuracy.svg; prints the Markdown tables on standard output.
@@ -86,7 +87,35 @@ def panels_svg(title, panels, y_label, y_low, y_high, budget=None, log_y=True):
     return "\n".join(out)
 
 
+PAPER = {  # Mena et al. 2018, Table 1: (P.W., P.A.W.) per N
+    80: [(.0, .0), (.0, .0), (.0, .01), (.0, .01), (.0, .08), (.02, .65), (.22, 1.)],
+    100: [(.0, .0), (.0, .02), (.0, .02), (.0, .04), (.0, .08), (.09, .99), (.39, 1.)],
+    120: [(.0, .01), (.0, .03), (.0, .04), (.0, .08), (.1, .6), (.12, 1.), (.49, 1.)],
+}
+
+
+def table1(paths):
+    """Markdown: ours beside the paper for `jigsaw-train sort evaluate --json` outputs."""
+    evaluations = [json.load(open(path)) for path in paths]
+    print("| test distribution | " + " | ".join(
+        f'N={e["count"]} P.W. ours / paper | N={e["count"]} P.A.W. ours / paper | N={e["count"]} tau'
+        for e in evaluations) + " |")
+    print("|---|" + "---|---|---|" * len(evaluations))
+    for row in range(7):
+        cells = []
+        for e in evaluations:
+            d = e["distributions"][row]
+            paper = PAPER.get(e["count"], [(None, None)] * 7)[row]
+            cells.append(f'{d["prop_wrong"]:.4f} / {paper[0]}')
+            cells.append(f'{d["prop_any_wrong"]:.3f} / {paper[1]}')
+            cells.append(f'{d["kendall_tau"]:.5f}')
+        print(f'| {evaluations[0]["distributions"][row]["distribution"]} | ' + " | ".join(cells) + " |")
+
+
 def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "table1":
+        table1(sys.argv[2:])
+        return
     if len(sys.argv) < 2:
         print(__doc__)
         sys.exit(2)
@@ -124,7 +153,7 @@ def main():
                 if r is None:
                     cells += ["–", "–"]
                 elif r["status"] == "ok":
-                    cells += [f'{r["ms"] / 1000:.3g}', f'{r["peak_bytes"] / 2 ** 30:.2f} GiB']
+                    cells += [f'{r["ms"] / 1000:.3g}', f'{r["peak_bytes"] / 2 ** 20:.1f} MiB']
                 elif r["status"] == "exceeds_budget":
                     cells += ["not run", f'exceeds budget (predicted {r["predicted_bytes"] / 2 ** 30:.1f} GiB)']
                 else:

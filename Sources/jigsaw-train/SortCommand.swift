@@ -9,7 +9,7 @@ struct SortCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sort",
         abstract: "Train and evaluate the sorting network; measure the Sinkhorn backwards (Eisenberger et al. 2022).",
-        subcommands: [SortTrainCommand.self, SortEvaluateCommand.self, SortScalingCommand.self,
+        subcommands: [SortTrainCommand.self, SortEvaluateCommand.self, SortReorderCommand.self, SortScalingCommand.self,
                       SortScalingPointCommand.self]
     )
 }
@@ -76,6 +76,8 @@ struct SortTrainCommand: ParsableCommand {
     @Option(help: "List length N.") var count = 50
     @Option(help: "Hidden units of the MLP.") var hiddenUnits = 32
     @Option(help: "Per-list input preprocessing: none (the paper's) or list-min-max.") var normalisation = SortingInputNormalisation.none
+    @Flag(help: "Start the first layer's biases at zero (every ReLU kink at x = 0) instead of PyTorch's uniform draw.")
+    var zeroFirstBias = false
     @Option(help: "Training steps (each a fresh batch).") var steps = 5000
     @Option(help: "Stop early after this many seconds (0: no limit).") var maxSeconds = 0.0
     @Option(help: "Adam learning rate.") var learningRate: Float = 0.1
@@ -87,6 +89,9 @@ struct SortTrainCommand: ParsableCommand {
     @Option(help: "Lists per step.") var batchSize = 10
     @Option(help: "Sinkhorn backward: implicit, unrolled (recomputing) or tape (autodiff-style).") var backward = SinkhornBackward.implicit
     @Option(help: "Seed of the initialisation, lists and noise.") var seed: UInt64 = 0
+    @Option(help: "After training, reorder the output slots by their mean rank on this many U(0,1) lists (0: off).")
+    var reorderLists = 0
+    @Option(help: "Seed of the slot-reordering lists.") var reorderSeed: UInt64 = 77
     @Option(help: "Lists per test distribution in the final evaluation.") var evalLists = 1000
     @Option(help: "Seed of the evaluation lists.") var evalSeed: UInt64 = 2018
     @Option(help: "Where to write the weights (safetensors).") var output: String
@@ -107,6 +112,7 @@ struct SortTrainCommand: ParsableCommand {
         guard (1...1000).contains(samples) else { throw ValidationError("--samples must be in 1...1000") }
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 1...100000") }
         guard evalLists >= 1 else { throw ValidationError("--eval-lists must be at least 1") }
+        guard reorderLists >= 0 else { throw ValidationError("--reorder-lists must be non-negative") }
         guard !output.isEmpty else { throw ValidationError("--output must name a file") }
     }
 
@@ -115,6 +121,9 @@ struct SortTrainCommand: ParsableCommand {
         let configuration = SortingNetworkConfiguration(count: count, hiddenUnits: hiddenUnits,
                                                         inputNormalisation: normalisation)
         let network = try SortingNetwork(configuration: configuration, seed: seed)
+        if zeroFirstBias, let bias = network.firstLayer.bias {
+            bias.value = Tensor(shape: bias.shape)
+        }
         let settings = SortingTrainingSettings(temperature: temperature, iterations: iterations, noiseFactor: noiseFactor,
                                                samplesPerExample: samples, batchSize: batchSize,
                                                learningRate: learningRate, backward: backward)
@@ -147,23 +156,18 @@ struct SortTrainCommand: ParsableCommand {
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(start)
-        let results = try evaluateTable1(network, lists: evalLists, seed: evalSeed)
-        print(evaluationTable(results))
-
-        var metadata = configuration.metadata
-        let first = results[0]
-        metadata["eval.dataset"] = first.distribution.description
-        metadata["eval.split"] = "generated (seed \(evalSeed))"
-        metadata["eval.lists"] = String(first.lists)
-        metadata["eval.prop_wrong"] = String(first.proportionWrong)
-        metadata["eval.prop_any_wrong"] = String(first.proportionAnyWrong)
-        metadata["eval.kendall_tau"] = String(first.kendallTau)
-        metadata["eval.table1"] = jsonLine(results.map(evaluationObject))
-        metadata["train.command"] = CommandLine.arguments.joined(separator: " ")
-        metadata["train.steps"] = String(done)
-        metadata["train.seconds"] = String(format: "%.1f", seconds)
-        metadata["train.final_loss"] = String(lastLoss)
-        try Safetensors.write(network.namedTensors(), metadata: metadata, toFile: output)
+        var extra = [
+            "train.command": CommandLine.arguments.joined(separator: " "),
+            "train.steps": String(done),
+            "train.seconds": String(format: "%.1f", seconds),
+            "train.final_loss": String(lastLoss),
+        ]
+        if reorderLists > 0 {
+            let order = try network.reorderOutputSlots(lists: reorderLists, seed: reorderSeed)
+            extra["train.slots_moved"] = String(order.enumerated().filter { $0.offset != $0.element }.count)
+        }
+        let results = try writeSortingModel(network, metadata: extra, evalLists: evalLists, evalSeed: evalSeed,
+                                            to: output)
         standardError("wrote \(output) after \(done) steps in \(String(format: "%.1f", seconds)) s\n")
         if let report {
             let object: [String: Any] = [
@@ -177,6 +181,25 @@ struct SortTrainCommand: ParsableCommand {
             try Data((jsonLine(object) + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
         }
     }
+}
+
+/// Evaluates `network` on Table 1's distributions, prints the table and writes the weights with the
+/// configuration, the `eval.*` figures and `extra` as metadata (atomically).
+private func writeSortingModel(_ network: SortingNetwork, metadata extra: [String: String], evalLists: Int,
+                               evalSeed: UInt64, to output: String) throws -> [SortingEvaluationResult] {
+    let results = try evaluateTable1(network, lists: evalLists, seed: evalSeed)
+    print(evaluationTable(results))
+    var metadata = network.configuration.metadata.merging(extra) { _, new in new }
+    let first = results[0]
+    metadata["eval.dataset"] = first.distribution.description
+    metadata["eval.split"] = "generated (seed \(evalSeed))"
+    metadata["eval.lists"] = String(first.lists)
+    metadata["eval.prop_wrong"] = String(first.proportionWrong)
+    metadata["eval.prop_any_wrong"] = String(first.proportionAnyWrong)
+    metadata["eval.kendall_tau"] = String(first.kendallTau)
+    metadata["eval.table1"] = jsonLine(results.map(evaluationObject))
+    try Safetensors.write(network.namedTensors(), metadata: metadata, toFile: output)
+    return results
 }
 
 struct SortEvaluateCommand: ParsableCommand {
@@ -211,6 +234,40 @@ struct SortEvaluateCommand: ParsableCommand {
             print("\(weights): N = \(network.configuration.count), normalisation \(network.configuration.inputNormalisation.rawValue)")
             print(evaluationTable(results))
         }
+    }
+}
+
+struct SortReorderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reorder",
+        abstract: "Reorder a trained network's output slots by their mean rank on U(0,1) lists, re-evaluate and write it.")
+
+    @Option(help: "A sorting-network weights file.") var weights: String
+    @Option(help: "Where to write the reordered weights.") var output: String
+    @Option(help: "U(0,1) lists to average the slot ranks over.") var lists = 5000
+    @Option(help: "Seed of those lists (distinct from the evaluation seeds).") var seed: UInt64 = 77
+    @Option(help: "Lists per test distribution in the evaluation.") var evalLists = 1000
+    @Option(help: "Seed of the evaluation lists.") var evalSeed: UInt64 = 2018
+
+    func validate() throws {
+        guard lists >= 1, evalLists >= 1 else { throw ValidationError("--lists and --eval-lists must be at least 1") }
+        guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no file at --weights \(weights)") }
+        guard !output.isEmpty else { throw ValidationError("--output must name a file") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let file = try SafetensorsFile(contentsOfFile: weights)
+        var tensors: [String: Tensor] = [:]
+        for name in file.entries.keys { tensors[name] = try file.tensor(named: name) }
+        let network = try SortingNetwork(metadata: file.metadata, tensors: tensors)
+        let order = try network.reorderOutputSlots(lists: lists, seed: seed)
+        let moved = order.enumerated().filter { $0.offset != $0.element }.count
+        standardError("\(moved) slots moved\n")
+        var extra = file.metadata.filter { $0.key.hasPrefix("train.") }
+        extra["train.slots_moved"] = String(moved)
+        extra["train.reorder_command"] = CommandLine.arguments.joined(separator: " ")
+        _ = try writeSortingModel(network, metadata: extra, evalLists: evalLists, evalSeed: evalSeed, to: output)
     }
 }
 

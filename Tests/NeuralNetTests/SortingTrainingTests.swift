@@ -133,6 +133,24 @@ struct SortingTrainingTests {
         #expect(result.proportionWrong < 0.1, "seed \(seed): prop. wrong \(result.proportionWrong)")
         #expect(result.proportionAnyWrong < 0.3, "seed \(seed): prop. any wrong \(result.proportionAnyWrong)")
         #expect(result.kendallTau > 0.9, "seed \(seed): Kendall tau \(result.kendallTau)")
+
+        // Slot reordering: an ordered network is left alone; exchanging two output units (rows of
+        // fc2) is detected and undone exactly.
+        let trained = network.namedTensors()
+        #expect(try network.reorderOutputSlots(lists: 300, seed: seed + 2) == Array(0..<5))
+        #expect(network.namedTensors() == trained)
+        var swapped = trained
+        let hidden = network.configuration.hiddenUnits
+        for k in 0..<hidden {
+            swapped["fc2.weight"]!.storage.swapAt(1 * hidden + k, 3 * hidden + k)
+        }
+        swapped["fc2.bias"]!.storage.swapAt(1, 3)
+        try network.load(swapped)
+        let broken = try SortingEvaluation.evaluate(network, on: SortingTestDistribution(low: 0, high: 1),
+                                                    lists: 200, seed: seed + 1)
+        #expect(broken.proportionWrong > 0.3, "seed \(seed): swapped slots still sort (\(broken.proportionWrong))")
+        #expect(try network.reorderOutputSlots(lists: 300, seed: seed + 2) == [0, 3, 2, 1, 4])
+        #expect(network.namedTensors() == trained, "seed \(seed)")
     }
 
     @Test func truthOfTiedNumbersFollowsThePrediction() {

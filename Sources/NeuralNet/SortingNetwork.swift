@@ -1,5 +1,16 @@
 import TensorKit
 
+/// A preprocessing step applied to each list before the network sees its numbers.
+public enum SortingInputNormalisation: String, Sendable, CaseIterable {
+    /// Each number enters the network as it is (the paper's network).
+    case none
+    /// Each list is mapped to `(x − min) / (max − min)` (min and max of that list; a constant
+    /// list becomes all zeros). Every test distribution of Mena et al. 2018, Table 1 then looks
+    /// like `U(0, 1)`: the network still scores each number on its own, but after a per-list
+    /// affine map that cannot change the order.
+    case listMinMax = "list-min-max"
+}
+
 /// The configuration of a ``SortingNetwork``, stored as weights-file metadata.
 public struct SortingNetworkConfiguration: Equatable, Sendable {
     /// The value of the `architecture` metadata key.
@@ -13,12 +24,16 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
     public var inputScale: Float
     /// See ``inputScale``.
     public var inputShift: Float
+    /// The per-list preprocessing, applied before `inputShift` and `inputScale`.
+    public var inputNormalisation: SortingInputNormalisation
 
-    public init(count: Int = 50, hiddenUnits: Int = 32, inputScale: Float = 1, inputShift: Float = 0) {
+    public init(count: Int = 50, hiddenUnits: Int = 32, inputScale: Float = 1, inputShift: Float = 0,
+                inputNormalisation: SortingInputNormalisation = .none) {
         self.count = count
         self.hiddenUnits = hiddenUnits
         self.inputScale = inputScale
         self.inputShift = inputShift
+        self.inputNormalisation = inputNormalisation
     }
 
     /// - Throws: ``NeuralNetError/invalidConfiguration(_:)`` naming the offending field.
@@ -41,6 +56,7 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
         public static let hiddenUnits = "hidden_units"
         public static let inputScale = "input_scale"
         public static let inputShift = "input_shift"
+        public static let inputNormalisation = "input_normalisation"
     }
 
     /// The configuration as `__metadata__` strings.
@@ -51,6 +67,7 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
             Key.hiddenUnits: String(hiddenUnits),
             Key.inputScale: String(inputScale),
             Key.inputShift: String(inputShift),
+            Key.inputNormalisation: inputNormalisation.rawValue,
         ]
     }
 
@@ -66,8 +83,17 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
         self.init(count: try metadata.integer(Key.count),
                   hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 32),
                   inputScale: try metadata.float(Key.inputScale, default: 1),
-                  inputShift: try metadata.float(Key.inputShift, default: 0))
+                  inputShift: try metadata.float(Key.inputShift, default: 0),
+                  inputNormalisation: try Self.normalisation(metadata))
         try validate()
+    }
+
+    private static func normalisation(_ metadata: [String: String]) throws -> SortingInputNormalisation {
+        guard let value = metadata[Key.inputNormalisation] else { return .none }
+        guard let normalisation = SortingInputNormalisation(rawValue: value) else {
+            throw NeuralNetError.invalidMetadata(key: Key.inputNormalisation, value: value)
+        }
+        return normalisation
     }
 }
 
@@ -113,6 +139,18 @@ public final class SortingNetwork: Module {
         precondition(numbers.rank == 2 && numbers.shape[1] == n, "SortingNetwork expects [B, \(n)], got \(numbers.shape)")
         batch = numbers.shape[0]
         var inputs = numbers.reshaped([batch * n, 1])
+        if configuration.inputNormalisation == .listMinMax {
+            inputs.withUnsafeMutableBufferPointer { x in
+                for list in 0..<batch {
+                    let values = x.baseAddress! + list * n
+                    var (low, high) = (values[0], values[0])
+                    for i in 1..<n { low = Swift.min(low, values[i]); high = Swift.max(high, values[i]) }
+                    let range = high - low
+                    // Division (not a reciprocal) maps the maximum to exactly 1.
+                    for i in 0..<n { values[i] = range > 0 ? (values[i] - low) / range : 0 }
+                }
+            }
+        }
         let (scale, shift) = (configuration.inputScale, configuration.inputShift)
         if scale != 1 || shift != 0 {
             inputs.withUnsafeMutableBufferPointer { x in

@@ -102,14 +102,21 @@ public final class JigsawTrainer {
             scores, temperature: tau, noiseFactor: c.noiseFactor, samplesPerExample: c.samplesPerExample,
             iterations: c.sinkhornIterations, recordsHistory: c.backward == .unrolled,
             generator: &generator, workspace: workspace)
+        // The tape backward (every iterate stored, as autodiff keeps it) reruns the forward on the
+        // same perturbed scores; the other two differentiate the sample's own forward.
+        let tape = c.backward == .tape
+            ? try Sinkhorn.tapeForward(sample.perturbedScores, temperature: tau, iterations: c.sinkhornIterations) : nil
         let loss = ReconstructionLoss.sumOfSquares(
-            matrices: sample.result.matrix, scrambled: batch.scrambled, target: batch.unscrambled,
+            matrices: tape?.result.matrix ?? sample.result.matrix, scrambled: batch.scrambled, target: batch.unscrambled,
             puzzles: batch.count, samplesPerExample: c.samplesPerExample, upstream: &upstream, scratch: &reconstruction)
         guard loss.isFinite else { throw JigsawTrainingError.nonFiniteLoss(step: globalStep) }
         let scoresGradient: Tensor
         switch c.backward {
         case .unrolled: scoresGradient = try sample.unrolledGradient(upstream: upstream, workspace: workspace)
         case .implicit: scoresGradient = try sample.implicitGradient(upstream: upstream, workspace: workspace)
+        case .tape:
+            guard let tape else { preconditionFailure("tape forward missing") }
+            scoresGradient = try sample.scoresGradient(fromSampleGradient: Sinkhorn.tapeGradient(tape, upstream: upstream))
         }
         network.zeroGradients()
         network.backward(scoresGradient)

@@ -2,14 +2,6 @@ import NeuralNet
 import Permutations
 import TensorKit
 
-/// Which derivative of the Sinkhorn operator the training step back-propagates.
-public enum SinkhornBackward: String, Sendable, CaseIterable {
-    /// The exact derivative of the iterations that ran (memory grows with the iteration count).
-    case unrolled
-    /// Eisenberger et al. 2022, Algorithm 1 (memory independent of the iteration count).
-    case implicit
-}
-
 /// Where training and evaluation images come from.
 public enum DatasetKind: String, Sendable, CaseIterable {
     /// MNIST in IDX format (`train-images-idx3-ubyte[.gz]`, `t10k-…`).

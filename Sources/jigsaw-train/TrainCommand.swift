@@ -5,7 +5,6 @@ import NeuralNet
 import TensorKit
 
 extension DatasetKind: ExpressibleByArgument {}
-extension SinkhornBackward: ExpressibleByArgument {}
 extension DatasetSplit: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
@@ -44,7 +43,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Passes over the training images.") var epochs: Int = 5
     @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
     @Option(help: "Worker threads.") var threads: Int = 2
-    @Option(help: "Sinkhorn backward: unrolled or implicit.") var backward: SinkhornBackward = .unrolled
+    @Option(help: "Sinkhorn backward: unrolled, implicit or tape (autodiff-style, every iterate stored).") var backward: SinkhornBackward = .unrolled
     @Option(help: "Train on at most this many images.") var limit: Int?
     @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
     var validationSize: Int = 2000

@@ -15,7 +15,7 @@ import TensorKit
                                     backward: backward, validationSize: 0)
     }
 
-    @Test(arguments: [SinkhornBackward.unrolled, .implicit])
+    @Test(arguments: [SinkhornBackward.unrolled, .implicit, .tape])
     func shortTrainingLowersTheLossAndSolvesHeldOutPuzzles(backward: SinkhornBackward) throws {
         let digits = try fixtureDigits()
         let training = ImageDataset.slice(digits, 0..<200)

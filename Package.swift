@@ -46,9 +46,10 @@ let package = Package(
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"]),
         .testTarget(name: "PermutationsTests", dependencies: ["Permutations", "TensorKit"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Permutations", "TensorKit"]),
-        .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
-        .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "Jigsaw", "NeuralNet", "TensorKit"]),
+        .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "Jigsaw", "NeuralNet", "TensorKit", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Jigsaw
 import Testing
+import TestSupport
 import TensorKit
 
 /// One decode case: a hand-built PNG and the 8-bit interleaved pixels expected from it, worked

@@ -4,6 +4,7 @@ import Jigsaw
 import PuzzleService
 import TensorKit
 import Testing
+import TestSupport
 
 @Suite("Service errors and operations")
 struct ServiceErrorTests {

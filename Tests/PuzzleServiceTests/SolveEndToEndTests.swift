@@ -7,6 +7,7 @@ import Permutations
 import PuzzleService
 import TensorKit
 import Testing
+import TestSupport
 
 @Suite("Solve end to end")
 struct SolveEndToEndTests {

@@ -1,20 +1,32 @@
 /// Builds PNG files byte by byte from the specification (RFC 2083 / ISO 15948), independently of
 /// libpng: CRC-32 and Adler-32 computed here, image data in stored (uncompressed) deflate blocks,
 /// filter type 0 on every row, optional Adam7 interlacing.
-struct PNGBuilder {
-    enum ColourType: UInt8 { case gray = 0, rgb = 2, palette = 3, grayAlpha = 4, rgba = 6 }
+public struct PNGBuilder {
+    public enum ColourType: UInt8 { case gray = 0, rgb = 2, palette = 3, grayAlpha = 4, rgba = 6 }
 
-    var width: Int
-    var height: Int
-    var bitDepth: Int
-    var colourType: ColourType
-    var interlaced = false
+    public var width: Int
+    public var height: Int
+    public var bitDepth: Int
+    public var colourType: ColourType
+    public var interlaced = false
     /// Samples per pixel as stored: raw sample values (palette indices for palette images).
-    var samples: [Int]
-    var palette: [(UInt8, UInt8, UInt8)] = []
-    var transparency: [UInt8] = []
+    public var samples: [Int]
+    public var palette: [(UInt8, UInt8, UInt8)] = []
+    public var transparency: [UInt8] = []
 
-    var channelsStored: Int {
+    public init(width: Int, height: Int, bitDepth: Int, colourType: ColourType, interlaced: Bool = false,
+                samples: [Int], palette: [(UInt8, UInt8, UInt8)] = [], transparency: [UInt8] = []) {
+        self.width = width
+        self.height = height
+        self.bitDepth = bitDepth
+        self.colourType = colourType
+        self.interlaced = interlaced
+        self.samples = samples
+        self.palette = palette
+        self.transparency = transparency
+    }
+
+    public var channelsStored: Int {
         switch colourType {
         case .gray, .palette: return 1
         case .grayAlpha: return 2
@@ -23,7 +35,7 @@ struct PNGBuilder {
         }
     }
 
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         for byte in bytes {
             crc ^= UInt32(byte)
@@ -32,17 +44,17 @@ struct PNGBuilder {
         return ~crc
     }
 
-    static func bigEndian(_ value: UInt32) -> [UInt8] {
+    public static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
     }
 
-    static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+    public static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
         let body = Array(type.utf8) + data
         return bigEndian(UInt32(data.count)) + body + bigEndian(crc32(body))
     }
 
     /// A zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 §3.2.4).
-    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
+    public static func zlibStored(_ data: [UInt8]) -> [UInt8] {
         var out: [UInt8] = [0x78, 0x01]
         var offset = 0
         repeat {
@@ -58,7 +70,7 @@ struct PNGBuilder {
     }
 
     /// The serialised scanlines of the pixels at `xs × ys`, each row prefixed by filter byte 0.
-    func scanlines(xs: [Int], ys: [Int]) -> [UInt8] {
+    public func scanlines(xs: [Int], ys: [Int]) -> [UInt8] {
         guard !xs.isEmpty, !ys.isEmpty, !samples.isEmpty else { return [] }
         var out: [UInt8] = []
         for y in ys {
@@ -85,7 +97,7 @@ struct PNGBuilder {
         return out
     }
 
-    func bytes() -> [UInt8] {
+    public func bytes() -> [UInt8] {
         var ihdr = Self.bigEndian(UInt32(width)) + Self.bigEndian(UInt32(height))
         ihdr += [UInt8(bitDepth), colourType.rawValue, 0, 0, interlaced ? 1 : 0]
         var raw: [UInt8] = []

@@ -1,4 +1,5 @@
 import Glibc
+import TensorKit
 
 /// Errors from reading an IDX file; each names the file.
 public enum IDXError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -120,42 +121,5 @@ public struct IDXFile: Equatable, Sendable {
                       UInt8(truncatingIfNeeded: extent >> 8), UInt8(truncatingIfNeeded: extent)]
         }
         return bytes + payload
-    }
-}
-
-/// A system error while reading a file.
-struct FileReadError: Error {
-    var message: String
-}
-
-/// Whole-file reads through the C library, reporting `strerror` messages.
-enum FileBytes {
-    static func read(_ path: String) -> Result<[UInt8], FileReadError> {
-        func failure(_ code: Int32) -> Result<[UInt8], FileReadError> {
-            .failure(FileReadError(message: strerror(code).map { String(cString: $0) } ?? "error \(code)"))
-        }
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return failure(errno) }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { return failure(errno) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { return .failure(FileReadError(message: "not a regular file")) }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        var filled = 0
-        var code: Int32 = 0
-        bytes.withUnsafeMutableBytes { buffer in
-            while filled < buffer.count {
-                let count = Glibc.read(descriptor, buffer.baseAddress! + filled, buffer.count - filled)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    code = errno
-                    return
-                }
-                if count == 0 { break }
-                filled += count
-            }
-        }
-        if code != 0 { return failure(code) }
-        return .success(filled == bytes.count ? bytes : Array(bytes[..<filled]))
     }
 }

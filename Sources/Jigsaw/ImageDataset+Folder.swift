@@ -1,4 +1,5 @@
 import Foundation
+import TensorKit
 
 extension ImageDataset {
     /// Loads every PNG file (`.png`, any case) directly inside a directory, in sorted name order,

@@ -107,21 +107,8 @@ public enum SortingLoss {
         let samples = settings.samplesPerExample
         precondition(scores.shape == [batch, n, n], "scores \(scores.shape) vs lists \(lists.shape)")
         precondition(noise.shape == [batch * samples, n, n], "noise \(noise.shape) vs [\(batch * samples), \(n), \(n)]")
-        let size = n * n
-        var perturbed = Tensor(shape: noise.shape)
-        let factor = settings.noiseFactor
-        scores.withUnsafeBufferPointer { x in
-            noise.withUnsafeBufferPointer { g in
-                perturbed.withUnsafeMutableBufferPointer { y in
-                    for list in 0..<batch {
-                        for sample in 0..<samples {
-                            let to = (list * samples + sample) * size
-                            for index in 0..<size { y[to + index] = x[list * size + index] + factor * g[to + index] }
-                        }
-                    }
-                }
-            }
-        }
+        let perturbed = GumbelSinkhorn.perturb(scores, noise: noise, noiseFactor: settings.noiseFactor,
+                                               samplesPerExample: samples)
         let forward: SinkhornResult
         var tape: SinkhornTape?
         switch settings.backward {
@@ -149,17 +136,7 @@ public enum SortingLoss {
             perSample = try Sinkhorn.tapeGradient(tape, upstream: upstream)
             stateBytes = tape.bytes
         }
-        var gradient = Tensor(shape: scores.shape)
-        perSample.withUnsafeBufferPointer { source in
-            gradient.withUnsafeMutableBufferPointer { target in
-                for list in 0..<batch {
-                    for sample in 0..<samples {
-                        let from = (list * samples + sample) * size
-                        for index in 0..<size { target[list * size + index] += source[from + index] }
-                    }
-                }
-            }
-        }
+        let gradient = GumbelSinkhorn.sumOverSamples(perSample, scoresShape: scores.shape, samplesPerExample: samples)
         return (value, gradient, stateBytes)
     }
 

@@ -23,21 +23,7 @@ public struct GumbelSinkhornSample: Sendable {
         guard perSample.shape == perturbedScores.shape else {
             throw .shapeMismatch(expected: perturbedScores.shape, found: perSample.shape)
         }
-        let shape = perturbedScores.shape
-        let size = shape[1] * shape[2]
-        let examples = shape[0] / samplesPerExample
-        var out = Tensor(shape: scoresShape)
-        perSample.withUnsafeBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { target in
-                for example in 0..<examples {
-                    for sample in 0..<samplesPerExample {
-                        let from = (example * samplesPerExample + sample) * size
-                        for index in 0..<size { target[example * size + index] += source[from + index] }
-                    }
-                }
-            }
-        }
-        return out
+        return GumbelSinkhorn.sumOverSamples(perSample, scoresShape: scoresShape, samplesPerExample: samplesPerExample)
     }
 
     /// `∂ℓ/∂X` by the unrolled backward (the sample must have been drawn with `recordsHistory: true`).
@@ -81,30 +67,66 @@ public enum GumbelSinkhorn {
         guard rows == columns else { throw .invalidShape(shape: scores.shape) }
         guard samplesPerExample >= 1 else { throw .invalidSampleCount(samplesPerExample) }
         guard noiseFactor.isFinite, noiseFactor >= 0 else { throw .invalidNoiseFactor(noiseFactor) }
-        let size = rows * columns
         let shape = [batch * samplesPerExample, rows, columns]
         var noise = Tensor(shape: shape)
-        var perturbed = Tensor(shape: shape)
-        scores.withUnsafeBufferPointer { x in
+        if noiseFactor != 0 {
             noise.withUnsafeMutableBufferPointer { g in
-                perturbed.withUnsafeMutableBufferPointer { y in
-                    for example in 0..<batch {
-                        for sample in 0..<samplesPerExample {
-                            let to = (example * samplesPerExample + sample) * size
-                            for index in 0..<size {
-                                let draw = noiseFactor == 0 ? 0 : generator.nextGumbel()
-                                g[to + index] = draw
-                                y[to + index] = x[example * size + index] + noiseFactor * draw
-                            }
-                        }
-                    }
-                }
+                for index in 0..<g.count { g[index] = generator.nextGumbel() }
             }
         }
+        let perturbed = perturb(scores, noise: noise, noiseFactor: noiseFactor, samplesPerExample: samplesPerExample)
         let result = try Sinkhorn.forward(perturbed, temperature: temperature, iterations: iterations,
                                           tolerance: tolerance, checkInterval: checkInterval,
                                           recordsHistory: recordsHistory, workspace: workspace)
         return GumbelSinkhornSample(result: result, noise: noise, perturbedScores: perturbed,
                                     samplesPerExample: samplesPerExample, scoresShape: scores.shape)
+    }
+
+    /// `X + noiseFactor · g` for each of the `S` samples of every example: matrix `b·S + k` of the
+    /// result is example `b` plus noise matrix `b·S + k`.
+    /// - Parameters:
+    ///   - scores: `[n, n]` or `[B, n, n]`.
+    ///   - noise: `[B·S, n, n]`.
+    public static func perturb(_ scores: Tensor, noise: Tensor, noiseFactor: Float, samplesPerExample: Int) -> Tensor {
+        let size = scores.rank >= 2 ? scores.shape[scores.rank - 2] * scores.shape[scores.rank - 1] : scores.count
+        let batch = size == 0 ? 0 : scores.count / size
+        precondition(noise.count == batch * samplesPerExample * size,
+                     "noise \(noise.shape) does not hold \(samplesPerExample) samples of scores \(scores.shape)")
+        var perturbed = Tensor(shape: noise.shape)
+        scores.withUnsafeBufferPointer { x in
+            noise.withUnsafeBufferPointer { g in
+                perturbed.withUnsafeMutableBufferPointer { y in
+                    for example in 0..<batch {
+                        for sample in 0..<samplesPerExample {
+                            let to = (example * samplesPerExample + sample) * size
+                            for index in 0..<size { y[to + index] = x[example * size + index] + noiseFactor * g[to + index] }
+                        }
+                    }
+                }
+            }
+        }
+        return perturbed
+    }
+
+    /// Sums per-sample matrices `[B·S, n, n]` over the `S` samples of each example, giving a tensor
+    /// of `scoresShape` (`[n, n]` or `[B, n, n]`): the gradient with respect to the scores, since the
+    /// noise is additive.
+    public static func sumOverSamples(_ perSample: Tensor, scoresShape: [Int], samplesPerExample: Int) -> Tensor {
+        var out = Tensor(shape: scoresShape)
+        let size = scoresShape.count >= 2 ? scoresShape[scoresShape.count - 2] * scoresShape[scoresShape.count - 1] : out.count
+        let examples = size == 0 ? 0 : out.count / size
+        precondition(perSample.count == examples * samplesPerExample * size,
+                     "per-sample tensor \(perSample.shape) does not hold \(samplesPerExample) samples of \(scoresShape)")
+        perSample.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                for example in 0..<examples {
+                    for sample in 0..<samplesPerExample {
+                        let from = (example * samplesPerExample + sample) * size
+                        for index in 0..<size { target[example * size + index] += source[from + index] }
+                    }
+                }
+            }
+        }
+        return out
     }
 }

@@ -90,29 +90,10 @@ enum SafetensorsFileIO {
     }
 
     static func read(path: String) throws(SafetensorsError) -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .fileError(path: path, message: systemMessage(errno)) }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .fileError(path: path, message: systemMessage(errno)) }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        var filled = 0
-        var failure: Int32 = 0
-        bytes.withUnsafeMutableBytes { buffer in
-            while filled < buffer.count {
-                let count = Glibc.read(descriptor, buffer.baseAddress! + filled, buffer.count - filled)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                if count == 0 { break }
-                filled += count
-            }
+        switch FileBytes.read(path) {
+        case .success(let bytes): return bytes
+        case .failure(let error): throw .fileError(path: path, message: error.message)
         }
-        if failure != 0 { throw .fileError(path: path, message: systemMessage(failure)) }
-        // A file that shrank while being read is reported as what was actually read.
-        return filled == bytes.count ? bytes : Array(bytes[..<filled])
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(SafetensorsError) {

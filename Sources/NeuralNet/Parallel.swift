@@ -38,12 +38,12 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// A fixed-size, zero-initialised float workspace with a stable address.
+/// A fixed-size, zero-initialised workspace with a stable address.
 ///
 /// Layers keep these across steps so the steady state allocates nothing; the pointer may be
 /// handed to parallel workers because the buffer outlives every call that uses it.
-final class FloatBuffer {
-    let pointer: UnsafeMutablePointer<Float>
+final class WorkBuffer<Element: ExpressibleByIntegerLiteral> {
+    let pointer: UnsafeMutablePointer<Element>
     let count: Int
 
     init(count: Int) {
@@ -57,19 +57,10 @@ final class FloatBuffer {
     func zero() { pointer.update(repeating: 0, count: count) }
 }
 
-/// A fixed-size byte workspace (pooling argmax offsets) with a stable address.
-final class ByteBuffer {
-    let pointer: UnsafeMutablePointer<UInt8>
-    let count: Int
-
-    init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-
-    deinit { pointer.deallocate() }
-}
+/// A float workspace (activations, gradients, partial sums).
+typealias FloatBuffer = WorkBuffer<Float>
+/// A byte workspace (pooling argmax offsets).
+typealias ByteBuffer = WorkBuffer<UInt8>
 
 /// The default worker count: the active processors, at least one.
 func defaultThreadCount() -> Int {

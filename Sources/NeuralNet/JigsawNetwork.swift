@@ -8,6 +8,12 @@ import TensorKit
 ///     g2: Linear(h·(p/2ᵇ)² → n, no bias)                 or, with hidden units u,
 ///     g2: Linear(h·(p/2ᵇ)² → u) → ReLU → Linear(u → n, no bias)
 ///
+/// With ``JigsawNetworkConfiguration/setContext`` the hidden layer also sees the whole puzzle:
+/// `hᵢ = ReLU(A·fᵢ + a + C·mean_j f_j)`, where `f` are the flattened features of the puzzle's
+/// pieces and `C` (`context.weight`, no bias) is a weight of its own. The mean is taken over the
+/// pieces of one puzzle, so the scores stay permutation-equivariant: scrambling the pieces only
+/// reorders the rows.
+///
 /// Input pieces `[B, n, C, p, p]` (already normalised), output scores `[B, n, n]`; row `i` of
 /// puzzle `b` scores scrambled piece `i` over the `n` grid cells. All `B·n` pieces go through the
 /// CNN together, so BatchNorm's training statistics are taken over every piece of the batch,
@@ -36,6 +42,8 @@ public final class JigsawNetwork: Module {
     public let hiddenLayer: Linear?
     /// The output Linear layer without bias (`g_2` or `g_2.2`).
     public let outputLayer: Linear
+    /// The set-context weight (`context.weight`, no bias) when the configuration asks for it.
+    public let contextLayer: Linear?
     /// Workers for the per-piece work.
     public var threadCount: Int = defaultThreadCount()
     /// Training mode (batch statistics, running averages updated) or evaluation mode.
@@ -77,6 +85,10 @@ public final class JigsawNetwork: Module {
             outputLayer = Linear(name: "g_2", inputFeatures: configuration.featureCount,
                                  outputFeatures: configuration.pieceCount, bias: false, generator: &generator)
         }
+        contextLayer = configuration.setContext
+            ? Linear(name: "context", inputFeatures: configuration.featureCount,
+                     outputFeatures: configuration.hiddenUnits, bias: false, generator: &generator)
+            : nil
     }
 
     /// Builds the network described by a weights file's metadata and loads its tensors.
@@ -93,6 +105,7 @@ public final class JigsawNetwork: Module {
             result += convolution.parameters + normalisation.parameters
         }
         if let hiddenLayer { result += hiddenLayer.parameters }
+        if let contextLayer { result += contextLayer.parameters }
         return result + outputLayer.parameters
     }
 
@@ -104,6 +117,7 @@ public final class JigsawNetwork: Module {
         for convolution in convolutions { convolution.checkParameterShapes() }
         for normalisation in normalisations { normalisation.checkParameterShapes() }
         hiddenLayer?.checkParameterShapes()
+        contextLayer?.checkParameterShapes()
         outputLayer.checkParameterShapes()
     }
 
@@ -177,16 +191,68 @@ extension JigsawNetwork {
                     normalisation.useRunningStatistics()
                 }
                 let isLast = block == c.convolutionBlocks - 1
+                // Without set context the head runs on each worker's pieces as soon as they are normalised.
+                let headNow = isLast && contextLayer == nil
                 Parallel.forEachRange(count: count, workers: workers) { _, range in
                     normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
                                             samples: range, planeSize: geometry.outputPlane)
-                    if isLast { headForward(work: work, pieces: range, scores: output) }
+                    if headNow { headForward(work: work, pieces: range, scores: output) }
+                }
+                if isLast, let contextLayer {
+                    contextForward(contextLayer, work: work, puzzles: batch)
+                    Parallel.forEachRange(count: count, workers: workers) { _, range in
+                        headForward(work: work, pieces: range, scores: output)
+                    }
                 }
                 blockInput = UnsafePointer(geometry.normalised.pointer)
             }
         }
         }
         return scores
+    }
+
+    /// The per-puzzle feature means `[B, F]` and their context terms `C·mean` `[B, u]`.
+    private func contextForward(_ contextLayer: Linear, work: Workspace, puzzles: Int) {
+        let c = configuration
+        let (featureCount, n) = (c.featureCount, c.pieceCount)
+        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
+        let means = work.contextMeans.pointer
+        let scale = 1 / Float(n)
+        for b in 0..<puzzles {
+            let mean = means + b * featureCount
+            mean.update(repeating: 0, count: featureCount)
+            for i in 0..<n {
+                let row = features + (b * n + i) * featureCount
+                for k in 0..<featureCount { mean[k] += row[k] }
+            }
+            for k in 0..<featureCount { mean[k] *= scale }
+        }
+        contextLayer.forward(input: means, rows: puzzles, output: work.context.pointer)
+    }
+
+    /// The backward of ``contextForward(_:work:puzzles:)``: with `Sᵦ = Σᵢ ∂L/∂(pre-activation)ᵢ`
+    /// over puzzle `b`, `∂L/∂C += Σᵦ Sᵦ·meanᵦᵀ` and every piece's feature gradient gains `Cᵀ·Sᵦ / n`.
+    private func contextBackward(_ contextLayer: Linear, work: Workspace, puzzles: Int) {
+        let c = configuration
+        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let sums = work.contextGradient.pointer
+        let dHidden = UnsafePointer(work.hiddenGradient.pointer)
+        for b in 0..<puzzles {
+            let sum = sums + b * hiddenUnits
+            sum.update(repeating: 0, count: hiddenUnits)
+            for i in 0..<n {
+                let row = dHidden + (b * n + i) * hiddenUnits
+                for u in 0..<hiddenUnits { sum[u] += row[u] }
+            }
+        }
+        contextLayer.weight.gradient.withUnsafeMutableBufferPointer { g in
+            contextLayer.accumulateGradients(input: work.contextMeans.pointer, outputGradient: sums, rows: puzzles,
+                                             weightGradient: g.baseAddress!, biasGradient: nil)
+        }
+        let dMeans = work.contextMeansGradient.pointer
+        contextLayer.inputGradient(outputGradient: sums, rows: puzzles, inputGradient: dMeans)
+        let scale = 1 / Float(n)
+        for k in 0..<(puzzles * featureCount) { dMeans[k] *= scale }
     }
 
     /// g2 on a range of pieces, in row chunks small enough that OpenBLAS stays on this thread.
@@ -201,6 +267,14 @@ extension JigsawNetwork {
             if let hiddenLayer {
                 let hidden = work.hidden.pointer + start * hiddenUnits
                 hiddenLayer.forward(input: features + start * featureCount, rows: rows, output: hidden)
+                if contextLayer != nil {
+                    let context = UnsafePointer(work.context.pointer)
+                    for r in 0..<rows {
+                        let term = context + ((start + r) / n) * hiddenUnits
+                        let row = hidden + r * hiddenUnits
+                        for u in 0..<hiddenUnits { row[u] += term[u] }
+                    }
+                }
                 ReLU.rectify(hidden, count: rows * hiddenUnits)
                 outputLayer.forward(input: hidden, rows: rows, output: scores + start * n)
             } else {
@@ -211,7 +285,8 @@ extension JigsawNetwork {
     }
 
     /// The backward of ``headForward(work:pieces:scores:)`` into `worker`'s partial gradients, then
-    /// the BatchNorm gradient sums of the last block for the same pieces.
+    /// (without set context, whose term needs every piece of a puzzle first) the BatchNorm gradient
+    /// sums of the last block for the same pieces.
     private func headBackward(work: Workspace, worker: Int, pieces: Range<Int>, scoresGradient: UnsafePointer<Float>,
                               batchNormSums: UnsafeMutablePointer<Double>) {
         let c = configuration
@@ -246,9 +321,11 @@ extension JigsawNetwork {
             }
             start += rows
         }
-        normalisations[c.convolutionBlocks - 1].accumulateGradientSums(
-            outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: pieces,
-            planeSize: last.outputPlane, sums: batchNormSums)
+        if contextLayer == nil {
+            normalisations[c.convolutionBlocks - 1].accumulateGradientSums(
+                outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: pieces,
+                planeSize: last.outputPlane, sums: batchNormSums)
+        }
     }
 
     /// Accumulates the gradients of every parameter from `∂L/∂scores` `[B, n, n]` of the last
@@ -272,6 +349,22 @@ extension JigsawNetwork {
             Parallel.forEachRange(count: count, workers: workers) { worker, range in
                 headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
                              batchNormSums: sums + worker * 2 * channels)
+            }
+            if let contextLayer {
+                contextBackward(contextLayer, work: work, puzzles: batch)
+                let last = work.blocks[lastBlock]
+                let (featureCount, n) = (c.featureCount, c.pieceCount)
+                let dMeans = UnsafePointer(work.contextMeansGradient.pointer)
+                Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                    for piece in range {
+                        let row = last.normalisedGradient.pointer + piece * featureCount
+                        let term = dMeans + (piece / n) * featureCount
+                        for k in 0..<featureCount { row[k] += term[k] }
+                    }
+                    normalisations[lastBlock].accumulateGradientSums(
+                        outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: range,
+                        planeSize: last.outputPlane, sums: sums + worker * 2 * channels)
+                }
             }
         }
         reduceHeadGradients(work: work)
@@ -424,6 +517,11 @@ private final class Workspace {
     let blocks: [Block]
     let hidden: FloatBuffer
     let hiddenGradient: FloatBuffer
+    /// Set context: per-puzzle feature means `[B, F]`, their terms `[B, u]` and the gradients.
+    let contextMeans: FloatBuffer
+    let context: FloatBuffer
+    let contextGradient: FloatBuffer
+    let contextMeansGradient: FloatBuffer
     private let scratchBuffer: FloatBuffer
     private let columnsSize: Int, convolvedSize: Int, weightSize: Int
 
@@ -444,6 +542,11 @@ private final class Workspace {
         self.blocks = blocks
         hidden = FloatBuffer(count: pieceCount * c.hiddenUnits)
         hiddenGradient = FloatBuffer(count: pieceCount * c.hiddenUnits)
+        let puzzles = c.setContext ? pieceCount / c.pieceCount : 0
+        contextMeans = FloatBuffer(count: puzzles * c.featureCount)
+        context = FloatBuffer(count: puzzles * c.hiddenUnits)
+        contextGradient = FloatBuffer(count: puzzles * c.hiddenUnits)
+        contextMeansGradient = FloatBuffer(count: puzzles * c.featureCount)
         // Round each region to 16 floats so workers never share a cache line.
         func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
         columnsSize = rounded(columns)

@@ -24,6 +24,11 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     public var extraConvolutionBlocks: Int
     /// Width of a hidden Linear + ReLU layer before the output layer; 0 for none (the tutorial).
     public var hiddenUnits: Int
+    /// Whether the hidden layer also sees the whole puzzle: the mean of the features of all its
+    /// pieces, through a weight of its own, is added to every piece's hidden pre-activation
+    /// (a permutation-equivariant set layer, so scores still follow the pieces when they are
+    /// scrambled). Needs hidden units; off in the tutorial.
+    public var setContext: Bool
     /// Per-channel mean subtracted from pixel values in `[0, 1]` (one value applies to all).
     public var normalisationMean: [Float]
     /// Per-channel standard deviation dividing the centred pixel values.
@@ -31,7 +36,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
 
     public init(grid: Int = 2, imageSize: Int = 28, channels: Int = 1, hiddenChannels: Int = 32,
                 kernelSize: Int = 5, extraConvolutionBlocks: Int = 0, hiddenUnits: Int = 0,
-                normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
+                setContext: Bool = false, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
         self.grid = grid
         self.imageSize = imageSize
         self.channels = channels
@@ -39,6 +44,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         self.kernelSize = kernelSize
         self.extraConvolutionBlocks = extraConvolutionBlocks
         self.hiddenUnits = hiddenUnits
+        self.setContext = setContext
         self.normalisationMean = normalisationMean
         self.normalisationStd = normalisationStd
     }
@@ -82,6 +88,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         try require(featureSide(afterBlocks: convolutionBlocks) >= 1,
                     "pieces of \(pieceSize) pixels are too small for \(convolutionBlocks) poolings")
         try require((0...65536).contains(hiddenUnits), "hidden units \(hiddenUnits) is not in 0...65536")
+        try require(!setContext || hiddenUnits > 0, "set context needs hidden units")
         let outputInputs = hiddenUnits > 0 ? hiddenUnits : featureCount
         try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount <= 1 << 28,
                     "the Linear layers would exceed 2^28 weights")
@@ -129,6 +136,7 @@ extension JigsawNetworkConfiguration {
         public static let kernelSize = "kernel_size"
         public static let extraConvolutionBlocks = "extra_conv_blocks"
         public static let hiddenUnits = "hidden_units"
+        public static let setContext = "set_context"
         public static let normalisationMean = "normalization_mean"
         public static let normalisationStd = "normalization_std"
     }
@@ -145,6 +153,7 @@ extension JigsawNetworkConfiguration {
             Key.kernelSize: String(kernelSize),
             Key.extraConvolutionBlocks: String(extraConvolutionBlocks),
             Key.hiddenUnits: String(hiddenUnits),
+            Key.setContext: setContext ? "1" : "0",
             Key.normalisationMean: normalisationMean.map { String($0) }.joined(separator: ","),
             Key.normalisationStd: normalisationStd.map { String($0) }.joined(separator: ","),
         ]
@@ -172,6 +181,7 @@ extension JigsawNetworkConfiguration {
             kernelSize: try metadata.integer(Key.kernelSize, default: defaults.kernelSize),
             extraConvolutionBlocks: try metadata.integer(Key.extraConvolutionBlocks, default: 0),
             hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 0),
+            setContext: try metadata.flag(Key.setContext),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
         try validate()
@@ -196,6 +206,16 @@ extension Dictionary where Key == String, Value == String {
             throw NeuralNetError.invalidMetadata(key: key, value: text)
         }
         return value
+    }
+
+    /// An optional `0` / `1` flag, off when absent.
+    func flag(_ key: String) throws -> Bool {
+        guard let text = self[key] else { return false }
+        switch text.trimmingWhitespace() {
+        case "0": return false
+        case "1": return true
+        default: throw NeuralNetError.invalidMetadata(key: key, value: text)
+        }
     }
 
     /// An optional comma-separated list of finite floats.

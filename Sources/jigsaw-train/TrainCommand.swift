@@ -30,6 +30,9 @@ struct TrainCommand: ParsableCommand {
     var extraBlocks: Int = 0
     @Option(name: .customLong("hidden-units"), help: "Units of a hidden layer before the score layer (0: none).")
     var hiddenUnits: Int = 0
+    @Flag(name: .customLong("set-context"),
+          help: "Let the hidden layer see the mean features of the whole puzzle (needs --hidden-units).")
+    var setContext = false
     @Option(help: "Sinkhorn temperature τ.") var tau: Float = 0.1
     @Option(name: .customLong("final-tau"), help: "Anneal τ geometrically to this value by the last step.")
     var finalTau: Float?
@@ -61,7 +64,8 @@ struct TrainCommand: ParsableCommand {
         JigsawTrainingConfiguration(
             network: JigsawNetworkConfiguration(
                 grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
-                extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits),
+                extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
+                setContext: setContext),
             dataset: dataset, dataDirectory: resolvedDataDirectory ?? "",
             temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,

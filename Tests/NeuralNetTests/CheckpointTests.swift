@@ -52,6 +52,7 @@ struct CheckpointTests {
         JigsawNetworkConfiguration(grid: 3, imageSize: 28, channels: 3, hiddenChannels: 64, kernelSize: 3,
                                    extraConvolutionBlocks: 1, hiddenUnits: 128,
                                    normalisationMean: [0.485, 0.456, 0.406], normalisationStd: [0.229, 0.224, 0.225]),
+        JigsawNetworkConfiguration(grid: 4, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true),
     ])
     func jigsawRoundTrip(configuration: JigsawNetworkConfiguration) throws {
         let metadata = configuration.metadata
@@ -88,6 +89,8 @@ struct CheckpointTests {
         (["grid": "0"], .invalidConfiguration("grid 0 is not in 1...64")),
         (["extra_conv_blocks": "3"], .invalidConfiguration("pieces of 14 pixels are too small for 4 poolings")),
         (["normalization_std": "0"], .invalidConfiguration("normalisation std must be positive")),
+        (["set_context": "yes"], .invalidMetadata(key: "set_context", value: "yes")),
+        (["set_context": "1"], .invalidConfiguration("set context needs hidden units")),
         (["channels": "3"], .invalidConfiguration("normalisation mean needs 1 or 3 values, got 2")),
     ]
 

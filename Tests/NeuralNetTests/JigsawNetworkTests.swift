@@ -27,8 +27,22 @@ func referenceJigsawScores(_ c: JigsawNetworkConfiguration, tensors: [String: [D
         }
     }
     if c.hiddenUnits > 0 {
-        x = Reference.relu(Reference.linear(x, rows: count, inputs: c.featureCount, weight: tensors["g_2.0.weight"]!,
-                                            outputs: c.hiddenUnits, bias: tensors["g_2.0.bias"]))
+        var hidden = Reference.linear(x, rows: count, inputs: c.featureCount, weight: tensors["g_2.0.weight"]!,
+                                      outputs: c.hiddenUnits, bias: tensors["g_2.0.bias"])
+        if c.setContext {
+            // Each puzzle's mean feature vector, through context.weight, joins every piece's pre-activation.
+            let f = c.featureCount, u = c.hiddenUnits
+            var means = [Double](repeating: 0, count: batch * f)
+            for piece in 0..<count {
+                for k in 0..<f { means[(piece / n) * f + k] += x[piece * f + k] / Double(n) }
+            }
+            let terms = Reference.linear(means, rows: batch, inputs: f, weight: tensors["context.weight"]!,
+                                         outputs: u, bias: nil)
+            for piece in 0..<count {
+                for k in 0..<u { hidden[piece * u + k] += terms[(piece / n) * u + k] }
+            }
+        }
+        x = Reference.relu(hidden)
         return Reference.linear(x, rows: count, inputs: c.hiddenUnits, weight: tensors["g_2.2.weight"]!,
                                 outputs: n, bias: nil)
     }
@@ -43,6 +57,10 @@ struct JigsawNetworkTests {
         JigsawNetworkConfiguration(grid: 2, imageSize: 16, channels: 3, hiddenChannels: 2, kernelSize: 3,
                                    extraConvolutionBlocks: 1, hiddenUnits: 5,
                                    normalisationMean: [0.5, 0.4, 0.3], normalisationStd: [0.2, 0.2, 0.2]),
+        JigsawNetworkConfiguration(grid: 2, imageSize: 12, channels: 1, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 6, setContext: true),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 24, channels: 1, hiddenChannels: 2, kernelSize: 3,
+                                   extraConvolutionBlocks: 1, hiddenUnits: 4, setContext: true),
     ]
 
     @Test("scores and every parameter gradient against Double finite differences",
@@ -124,6 +142,40 @@ struct JigsawNetworkTests {
             let scale = max(1, gradient.storage.map(abs).max() ?? 0)
             #expect(gradient.maxAbsDifference(two[name]!) < 1e-5 * scale, "\(name): 1 vs 2 threads")
         }
+    }
+
+    @Test("with set context, scrambling a puzzle's pieces only reorders its score rows, and other puzzles do not matter",
+          arguments: [false, true])
+    func setContextEquivariance(training: Bool) throws {
+        var generator = SeededGenerator(seed: 33)
+        let configuration = JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
+                                                       hiddenUnits: 8, setContext: true)
+        let network = try JigsawNetwork(configuration: configuration, seed: 7)
+        network.isTraining = training
+        let n = configuration.pieceCount, pieceSize = configuration.channels * 4 * 4
+        let pieces = generator.normal([2, n, 1, 4, 4])
+        let scores = network.forward(pieces).storage
+        // Scramble the first puzzle only: its rows follow the pieces; the second puzzle's rows stay
+        // (BatchNorm's batch statistics are over all pieces, which a scramble does not change).
+        let order = generator.permutation(n)
+        var scrambled = pieces
+        for i in 0..<n {
+            for k in 0..<pieceSize { scrambled.storage[i * pieceSize + k] = pieces.storage[order[i] * pieceSize + k] }
+        }
+        let moved = network.forward(scrambled).storage
+        var expected = scores
+        for i in 0..<n {
+            for j in 0..<n { expected[i * n + j] = scores[order[i] * n + j] }
+        }
+        let error = zip(moved, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(error < 1e-4)
+        // A different context changes the scores of a piece: the set layer is really used.
+        var other = pieces
+        for k in (pieceSize)..<(n * pieceSize) { other.storage[k] = -pieces.storage[k] }
+        network.isTraining = false
+        let base = network.forward(pieces).storage
+        let changed = network.forward(other).storage
+        #expect(zip(base[0..<n], changed[0..<n]).contains { abs($0 - $1) > 1e-3 })
     }
 
     @Test("the default network is the tutorial's, with its PyTorch tensor names and shapes")

@@ -13,7 +13,7 @@ public enum ModelInference {
     /// Jigsaw network (PAPERS.md §3): `g_1.0.weight [h, C, k, k]` gives the hidden channels, the
     /// input channels and the kernel; block `b` adds `g_1.(4b).weight`; `g_2.weight [n, h·s²]` (or
     /// `g_2.0.weight [u, h·s²]` with `g_2.2.weight [n, u]`) gives `grid = √n` and the feature side
-    /// `s`, and a `context.weight [u, h·s²]` the set context, so the piece side is `p = s · 2^blocks` (a piece of `p + 1` pixels would give the same
+    /// `s`, and a `context.weight [u, h·s²]` (or `[u, m]` after `context.embed.weight [m, h·s²]`) the set context, so the piece side is `p = s · 2^blocks` (a piece of `p + 1` pixels would give the same
     /// shapes; the even side is assumed) and the image size `grid · p`. The normalisation is the
     /// tutorial's MNIST mean 0.1307 and std 0.3081.
     /// Sorting network: `fc1.weight [h, 1]` and `fc2.weight [N, h]` give `sorting-mlp` with count `N`.
@@ -61,12 +61,21 @@ public enum ModelInference {
         guard blocks <= 8 else { throw ModelInferenceError(description: "\(blocks) convolution blocks") }
         let pieceSize = side << blocks
         let setContext = shapes["context.weight"] != nil
-        if let context = shapes["context.weight"], context != [hiddenUnits, features] || hiddenUnits == 0 {
-            throw ModelInferenceError(description: "context.weight has shape \(context), expected [\(hiddenUnits), \(features)] beside a hidden layer")
+        var contextUnits = 0
+        if let embedding = shapes["context.embed.weight"] {
+            guard setContext, embedding.count == 2, embedding[1] == features, embedding[0] > 0 else {
+                throw ModelInferenceError(description: "context.embed.weight has shape \(embedding), expected [units, \(features)] beside context.weight")
+            }
+            contextUnits = embedding[0]
+        }
+        let contextInputs = contextUnits > 0 ? contextUnits : features
+        if let context = shapes["context.weight"], context != [hiddenUnits, contextInputs] || hiddenUnits == 0 {
+            throw ModelInferenceError(description: "context.weight has shape \(context), expected [\(hiddenUnits), \(contextInputs)] beside a hidden layer")
         }
         let configuration = JigsawNetworkConfiguration(
             grid: grid, imageSize: grid * pieceSize, channels: channels, hiddenChannels: hidden, kernelSize: kernel,
-            extraConvolutionBlocks: blocks - 1, hiddenUnits: hiddenUnits, setContext: setContext)
+            extraConvolutionBlocks: blocks - 1, hiddenUnits: hiddenUnits, setContext: setContext,
+            contextUnits: contextUnits)
         return (configuration.metadata, [
             "no __metadata__: jigsaw-cnn configuration inferred from tensor shapes (grid \(grid), piece side \(pieceSize), image size \(grid * pieceSize), \(channels) channel(s), \(hidden) hidden channels, kernel \(kernel))",
             "normalisation assumed to be the tutorial's MNIST mean 0.1307 and std 0.3081",

@@ -9,10 +9,10 @@ import TensorKit
 ///     g2: Linear(h·(p/2ᵇ)² → u) → ReLU → Linear(u → n, no bias)
 ///
 /// With ``JigsawNetworkConfiguration/setContext`` the hidden layer also sees the whole puzzle:
-/// `hᵢ = ReLU(A·fᵢ + a + C·mean_j f_j)`, where `f` are the flattened features of the puzzle's
-/// pieces and `C` (`context.weight`, no bias) is a weight of its own. The mean is taken over the
-/// pieces of one puzzle, so the scores stay permutation-equivariant: scrambling the pieces only
-/// reorders the rows.
+/// `hᵢ = ReLU(A·fᵢ + a + C·mean_j φ(f_j))`, where `f` are the flattened features of the puzzle's
+/// pieces, `C` (`context.weight`, no bias) is a weight of its own and `φ` is the identity or, with
+/// context units, `ReLU(E·f + e)` (`context.embed`). The mean is taken over the pieces of one
+/// puzzle, so the scores stay permutation-equivariant: scrambling the pieces only reorders the rows.
 ///
 /// Input pieces `[B, n, C, p, p]` (already normalised), output scores `[B, n, n]`; row `i` of
 /// puzzle `b` scores scrambled piece `i` over the `n` grid cells. All `B·n` pieces go through the
@@ -44,6 +44,8 @@ public final class JigsawNetwork: Module {
     public let outputLayer: Linear
     /// The set-context weight (`context.weight`, no bias) when the configuration asks for it.
     public let contextLayer: Linear?
+    /// The per-piece context embedding `φ` (`context.embed`) when there are context units.
+    public let contextEmbedding: Linear?
     /// Workers for the per-piece work.
     public var threadCount: Int = defaultThreadCount()
     /// Training mode (batch statistics, running averages updated) or evaluation mode.
@@ -86,8 +88,12 @@ public final class JigsawNetwork: Module {
                                  outputFeatures: configuration.pieceCount, bias: false, generator: &generator)
         }
         contextLayer = configuration.setContext
-            ? Linear(name: "context", inputFeatures: configuration.featureCount,
+            ? Linear(name: "context", inputFeatures: configuration.contextInputs,
                      outputFeatures: configuration.hiddenUnits, bias: false, generator: &generator)
+            : nil
+        contextEmbedding = configuration.contextUnits > 0
+            ? Linear(name: "context.embed", inputFeatures: configuration.featureCount,
+                     outputFeatures: configuration.contextUnits, generator: &generator)
             : nil
     }
 
@@ -105,6 +111,7 @@ public final class JigsawNetwork: Module {
             result += convolution.parameters + normalisation.parameters
         }
         if let hiddenLayer { result += hiddenLayer.parameters }
+        if let contextEmbedding { result += contextEmbedding.parameters }
         if let contextLayer { result += contextLayer.parameters }
         return result + outputLayer.parameters
     }
@@ -118,6 +125,7 @@ public final class JigsawNetwork: Module {
         for normalisation in normalisations { normalisation.checkParameterShapes() }
         hiddenLayer?.checkParameterShapes()
         contextLayer?.checkParameterShapes()
+        contextEmbedding?.checkParameterShapes()
         outputLayer.checkParameterShapes()
     }
 
@@ -199,6 +207,11 @@ extension JigsawNetwork {
                     if headNow { headForward(work: work, pieces: range, scores: output) }
                 }
                 if isLast, let contextLayer {
+                    if let contextEmbedding {
+                        Parallel.forEachRange(count: count, workers: workers) { _, range in
+                            embedForward(contextEmbedding, work: work, pieces: range)
+                        }
+                    }
                     contextForward(contextLayer, work: work, puzzles: batch)
                     Parallel.forEachRange(count: count, workers: workers) { _, range in
                         headForward(work: work, pieces: range, scores: output)
@@ -211,11 +224,28 @@ extension JigsawNetwork {
         return scores
     }
 
-    /// The per-puzzle feature means `[B, F]` and their context terms `C·mean` `[B, u]`.
+    /// `φ(f) = ReLU(E·f + e)` for a range of pieces, in row chunks that keep OpenBLAS on this thread.
+    private func embedForward(_ embedding: Linear, work: Workspace, pieces: Range<Int>) {
+        let c = configuration
+        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
+        let (featureCount, units) = (c.featureCount, c.contextUnits)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(embedding.rowsPerSingleThreadedCall, pieces.upperBound - start)
+            let output = work.embedded.pointer + start * units
+            embedding.forward(input: features + start * featureCount, rows: rows, output: output)
+            ReLU.rectify(output, count: rows * units)
+            start += rows
+        }
+    }
+
+    /// The per-puzzle means of `φ(f)` `[B, m]` and their context terms `C·mean` `[B, u]`.
     private func contextForward(_ contextLayer: Linear, work: Workspace, puzzles: Int) {
         let c = configuration
-        let (featureCount, n) = (c.featureCount, c.pieceCount)
-        let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
+        let (featureCount, n) = (c.contextInputs, c.pieceCount)
+        let features = c.contextUnits > 0
+            ? UnsafePointer(work.embedded.pointer)
+            : UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
         let means = work.contextMeans.pointer
         let scale = 1 / Float(n)
         for b in 0..<puzzles {
@@ -231,10 +261,10 @@ extension JigsawNetwork {
     }
 
     /// The backward of ``contextForward(_:work:puzzles:)``: with `Sᵦ = Σᵢ ∂L/∂(pre-activation)ᵢ`
-    /// over puzzle `b`, `∂L/∂C += Σᵦ Sᵦ·meanᵦᵀ` and every piece's feature gradient gains `Cᵀ·Sᵦ / n`.
+    /// over puzzle `b`, `∂L/∂C += Σᵦ Sᵦ·meanᵦᵀ` and every piece's `φ` gradient is `Cᵀ·Sᵦ / n`.
     private func contextBackward(_ contextLayer: Linear, work: Workspace, puzzles: Int) {
         let c = configuration
-        let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
+        let (featureCount, hiddenUnits, n) = (c.contextInputs, c.hiddenUnits, c.pieceCount)
         let sums = work.contextGradient.pointer
         let dHidden = UnsafePointer(work.hiddenGradient.pointer)
         for b in 0..<puzzles {
@@ -356,10 +386,14 @@ extension JigsawNetwork {
                 let (featureCount, n) = (c.featureCount, c.pieceCount)
                 let dMeans = UnsafePointer(work.contextMeansGradient.pointer)
                 Parallel.forEachRange(count: count, workers: workers) { worker, range in
-                    for piece in range {
-                        let row = last.normalisedGradient.pointer + piece * featureCount
-                        let term = dMeans + (piece / n) * featureCount
-                        for k in 0..<featureCount { row[k] += term[k] }
+                    if let contextEmbedding {
+                        embedBackward(contextEmbedding, work: work, worker: worker, pieces: range)
+                    } else {
+                        for piece in range {
+                            let row = last.normalisedGradient.pointer + piece * featureCount
+                            let term = dMeans + (piece / n) * featureCount
+                            for k in 0..<featureCount { row[k] += term[k] }
+                        }
                     }
                     normalisations[lastBlock].accumulateGradientSums(
                         outputGradient: last.normalisedGradient.pointer, input: last.rectified.pointer, samples: range,
@@ -440,6 +474,35 @@ extension JigsawNetwork {
         }
     }
 
+    /// The backward of ``embedForward(_:work:pieces:)`` given the mean gradients: `∂L/∂φ` masked by
+    /// the ReLU, `E` and `e` gradients into `worker`'s partials, and `Eᵀ·∂L/∂φ` added to the features' gradient.
+    private func embedBackward(_ embedding: Linear, work: Workspace, worker: Int, pieces: Range<Int>) {
+        let c = configuration
+        let (featureCount, units, n) = (c.featureCount, c.contextUnits, c.pieceCount)
+        let last = work.blocks[c.convolutionBlocks - 1]
+        let features = UnsafePointer(last.normalised.pointer)
+        let dMeans = UnsafePointer(work.contextMeansGradient.pointer)
+        let weightGradient = work.headPartial(worker) + work.embeddingPartialOffset
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(embedding.rowsPerSingleThreadedCall, pieces.upperBound - start)
+            let dEmbedded = work.embeddedGradient.pointer + start * units
+            for r in 0..<rows {
+                let piece = start + r
+                let term = dMeans + (piece / n) * units
+                let row = dEmbedded + r * units
+                row.update(from: term, count: units)
+                ReLU.mask(row, output: UnsafePointer(work.embedded.pointer + piece * units), count: units)
+            }
+            embedding.accumulateGradients(input: features + start * featureCount, outputGradient: dEmbedded, rows: rows,
+                                          weightGradient: weightGradient,
+                                          biasGradient: weightGradient + embedding.weight.value.count)
+            embedding.accumulateInputGradient(outputGradient: dEmbedded, rows: rows,
+                                              inputGradient: last.normalisedGradient.pointer + start * featureCount)
+            start += rows
+        }
+    }
+
     /// Adds the per-worker partial gradients of the g2 layers to their parameters, in worker order.
     private func reduceHeadGradients(work: Workspace) {
         func reduce(_ parameter: Parameter?, offset: inout Int) {
@@ -459,6 +522,8 @@ extension JigsawNetwork {
         reduce(outputLayer.bias, offset: &offset)
         reduce(hiddenLayer?.weight, offset: &offset)
         reduce(hiddenLayer?.bias, offset: &offset)
+        reduce(contextEmbedding?.weight, offset: &offset)
+        reduce(contextEmbedding?.bias, offset: &offset)
     }
 
     /// The workspace for `pieceCount` pieces, reused when the piece count and thread count repeat.
@@ -522,6 +587,9 @@ private final class Workspace {
     let context: FloatBuffer
     let contextGradient: FloatBuffer
     let contextMeansGradient: FloatBuffer
+    /// Context embeddings `φ(f)` of every piece `[B·n, m]` and their gradients.
+    let embedded: FloatBuffer
+    let embeddedGradient: FloatBuffer
     private let scratchBuffer: FloatBuffer
     private let columnsSize: Int, convolvedSize: Int, weightSize: Int
 
@@ -543,25 +611,31 @@ private final class Workspace {
         hidden = FloatBuffer(count: pieceCount * c.hiddenUnits)
         hiddenGradient = FloatBuffer(count: pieceCount * c.hiddenUnits)
         let puzzles = c.setContext ? pieceCount / c.pieceCount : 0
-        contextMeans = FloatBuffer(count: puzzles * c.featureCount)
+        contextMeans = FloatBuffer(count: puzzles * c.contextInputs)
         context = FloatBuffer(count: puzzles * c.hiddenUnits)
         contextGradient = FloatBuffer(count: puzzles * c.hiddenUnits)
-        contextMeansGradient = FloatBuffer(count: puzzles * c.featureCount)
+        contextMeansGradient = FloatBuffer(count: puzzles * c.contextInputs)
+        embedded = FloatBuffer(count: pieceCount * c.contextUnits)
+        embeddedGradient = FloatBuffer(count: pieceCount * c.contextUnits)
         // Round each region to 16 floats so workers never share a cache line.
         func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
         columnsSize = rounded(columns)
         convolvedSize = rounded(convolved)
         weightSize = rounded(weights)
         scratchBuffer = FloatBuffer(count: workers * (2 * columnsSize + convolvedSize + weightSize))
-        // Output weight, then hidden weight and bias: the order of `reduceHeadGradients`.
+        // Output weight, then hidden weight and bias, then the context embedding's weight and bias:
+        // the order of `reduceHeadGradients`.
         let outputInputs = c.hiddenUnits > 0 ? c.hiddenUnits : c.featureCount
-        let headWeights = outputInputs * c.pieceCount
+        embeddingPartialOffset = outputInputs * c.pieceCount
             + (c.hiddenUnits > 0 ? c.featureCount * c.hiddenUnits + c.hiddenUnits : 0)
+        let headWeights = embeddingPartialOffset + c.contextUnits * (c.featureCount + 1)
         headPartialSize = rounded(headWeights)
         headPartials = FloatBuffer(count: workers * headPartialSize)
     }
 
     let headPartialSize: Int
+    /// Where the context embedding's gradients start in a worker's head partials.
+    let embeddingPartialOffset: Int
     private let headPartials: FloatBuffer
 
     func headPartial(_ worker: Int) -> UnsafeMutablePointer<Float> {

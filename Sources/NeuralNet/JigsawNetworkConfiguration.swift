@@ -29,6 +29,9 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     /// (a permutation-equivariant set layer, so scores still follow the pieces when they are
     /// scrambled). Needs hidden units; off in the tutorial.
     public var setContext: Bool
+    /// With set context: the width of a per-piece Linear + ReLU embedding whose mean over the
+    /// puzzle is the context (a DeepSets `ρ(mean φ(f))`); 0 takes the mean of the features themselves.
+    public var contextUnits: Int
     /// Per-channel mean subtracted from pixel values in `[0, 1]` (one value applies to all).
     public var normalisationMean: [Float]
     /// Per-channel standard deviation dividing the centred pixel values.
@@ -36,7 +39,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
 
     public init(grid: Int = 2, imageSize: Int = 28, channels: Int = 1, hiddenChannels: Int = 32,
                 kernelSize: Int = 5, extraConvolutionBlocks: Int = 0, hiddenUnits: Int = 0,
-                setContext: Bool = false, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
+                setContext: Bool = false, contextUnits: Int = 0, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
         self.grid = grid
         self.imageSize = imageSize
         self.channels = channels
@@ -45,6 +48,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         self.extraConvolutionBlocks = extraConvolutionBlocks
         self.hiddenUnits = hiddenUnits
         self.setContext = setContext
+        self.contextUnits = contextUnits
         self.normalisationMean = normalisationMean
         self.normalisationStd = normalisationStd
     }
@@ -62,6 +66,9 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         for _ in 0..<blocks { side /= 2 }
         return side
     }
+
+    /// The length of the vector averaged over a puzzle's pieces for set context.
+    public var contextInputs: Int { contextUnits > 0 ? contextUnits : featureCount }
 
     /// The length of the flattened features entering the Linear layers: `hidden · side²`.
     public var featureCount: Int {
@@ -89,6 +96,10 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
                     "pieces of \(pieceSize) pixels are too small for \(convolutionBlocks) poolings")
         try require((0...65536).contains(hiddenUnits), "hidden units \(hiddenUnits) is not in 0...65536")
         try require(!setContext || hiddenUnits > 0, "set context needs hidden units")
+        try require((0...65536).contains(contextUnits), "context units \(contextUnits) is not in 0...65536")
+        try require(contextUnits == 0 || setContext, "context units need set context")
+        try require(featureCount * contextUnits <= 1 << 28 && contextInputs * hiddenUnits <= 1 << 28,
+                    "the context layers would exceed 2^28 weights")
         let outputInputs = hiddenUnits > 0 ? hiddenUnits : featureCount
         try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount <= 1 << 28,
                     "the Linear layers would exceed 2^28 weights")
@@ -137,6 +148,7 @@ extension JigsawNetworkConfiguration {
         public static let extraConvolutionBlocks = "extra_conv_blocks"
         public static let hiddenUnits = "hidden_units"
         public static let setContext = "set_context"
+        public static let contextUnits = "context_units"
         public static let normalisationMean = "normalization_mean"
         public static let normalisationStd = "normalization_std"
     }
@@ -154,6 +166,7 @@ extension JigsawNetworkConfiguration {
             Key.extraConvolutionBlocks: String(extraConvolutionBlocks),
             Key.hiddenUnits: String(hiddenUnits),
             Key.setContext: setContext ? "1" : "0",
+            Key.contextUnits: String(contextUnits),
             Key.normalisationMean: normalisationMean.map { String($0) }.joined(separator: ","),
             Key.normalisationStd: normalisationStd.map { String($0) }.joined(separator: ","),
         ]
@@ -182,6 +195,7 @@ extension JigsawNetworkConfiguration {
             extraConvolutionBlocks: try metadata.integer(Key.extraConvolutionBlocks, default: 0),
             hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 0),
             setContext: try metadata.flag(Key.setContext),
+            contextUnits: try metadata.integer(Key.contextUnits, default: 0),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
         try validate()

@@ -94,6 +94,16 @@ public final class Linear {
         }
     }
 
+    /// `inputGradient[rows, in] += dY[rows, out] · W`.
+    func accumulateInputGradient(outputGradient: UnsafePointer<Float>, rows: Int,
+                                 inputGradient: UnsafeMutablePointer<Float>) {
+        weight.value.withUnsafeBufferPointer { w in
+            BLAS.gemm(.none, .none, m: rows, n: inputFeatures, k: outputFeatures,
+                      a: outputGradient, lda: outputFeatures, b: w.baseAddress!, ldb: inputFeatures,
+                      beta: 1, c: inputGradient, ldc: inputFeatures)
+        }
+    }
+
     // MARK: - Tensor interface
 
     /// `x·Wᵀ + b` for `x` of shape `[…, in]`; keeps the input for ``backward(_:)``.

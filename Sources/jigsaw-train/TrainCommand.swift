@@ -33,6 +33,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("set-context"),
           help: "Let the hidden layer see the mean features of the whole puzzle (needs --hidden-units).")
     var setContext = false
+    @Option(name: .customLong("context-units"),
+            help: "With --set-context: units of the per-piece embedding averaged over the puzzle (0: the features).")
+    var contextUnits: Int = 0
     @Option(help: "Sinkhorn temperature τ.") var tau: Float = 0.1
     @Option(name: .customLong("final-tau"), help: "Anneal τ geometrically to this value by the last step.")
     var finalTau: Float?
@@ -65,7 +68,7 @@ struct TrainCommand: ParsableCommand {
             network: JigsawNetworkConfiguration(
                 grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
-                setContext: setContext),
+                setContext: setContext, contextUnits: contextUnits),
             dataset: dataset, dataDirectory: resolvedDataDirectory ?? "",
             temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,

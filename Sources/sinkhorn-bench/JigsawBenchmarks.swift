@@ -11,6 +11,14 @@ private func randomImages(count: Int, side: Int = 28) -> ImageDataset {
     return ImageDataset(count: count, channels: 1, height: side, width: side, pixels: pixels, labels: nil)
 }
 
+/// The larger-grid architecture of the shipped models, without and with set context.
+private func widerNetworks(grid: Int) -> [(String, JigsawNetworkConfiguration)] {
+    let wide = JigsawNetworkConfiguration(grid: grid, hiddenChannels: 64, hiddenUnits: 256)
+    var context = wide
+    context.setContext = true
+    return [("wide", wide), ("wide+context", context)]
+}
+
 let jigsawBenchmarks: [Benchmark] = [
     // Whole training steps of the trainer (batch building, network, Gumbel-Sinkhorn, loss, both
     // backwards, Adam) with the tutorial's recipe: median images per second over 40-step windows.
@@ -28,8 +36,19 @@ let jigsawBenchmarks: [Benchmark] = [
                     for _ in 0..<40 { _ = try? trainer.step() }
                 }
                 emit(["op": "jigsaw_train", "grid": grid, "batch": 64, "backward": backward.rawValue,
-                      "threads": threads, "images_per_s": Double(64 * 40) / ms * 1000])
+                      "network": "tutorial", "threads": threads, "images_per_s": Double(64 * 40) / ms * 1000])
             }
+        }
+        // The shipped larger-grid networks (64 channels, 256 hidden units) without and with set context.
+        for (name, network) in widerNetworks(grid: 4) {
+            let configuration = JigsawTrainingConfiguration(
+                network: network, learningRate: 1e-3, batchSize: 64, epochs: 1000, threads: threads, validationSize: 0)
+            guard let trainer = try? JigsawTrainer(configuration: configuration, training: images) else { return }
+            let ms = medianMilliseconds(warmup: 1, minRuns: 5, budget: 3) {
+                for _ in 0..<10 { _ = try? trainer.step() }
+            }
+            emit(["op": "jigsaw_train", "grid": 4, "batch": 64, "backward": "unrolled", "network": name,
+                  "threads": threads, "images_per_s": Double(64 * 10) / ms * 1000])
         }
     },
     // Inference as the service runs it: evaluation-mode network scores plus the hard matching, per call.
@@ -47,8 +66,21 @@ let jigsawBenchmarks: [Benchmark] = [
                     let scores = network.forward(pieces)
                     _ = try? LinearAssignment.matchings(scores: scores)
                 }
-                emit(["op": "jigsaw_infer", "grid": grid, "batch": batch, "threads": network.threadCount, "ms": ms])
+                emit(["op": "jigsaw_infer", "grid": grid, "batch": batch, "network": "tutorial",
+                      "threads": network.threadCount, "ms": ms])
             }
+        }
+        for (name, configuration) in widerNetworks(grid: 4) {
+            guard let network = try? JigsawNetwork(configuration: configuration, seed: 1) else { return }
+            network.isTraining = false
+            network.threadCount = 1
+            var generator = SeededGenerator(seed: 2)
+            let pieces = generator.normal(network.inputShape(batch: 1))
+            let ms = medianMilliseconds(budget: 1) {
+                let scores = network.forward(pieces)
+                _ = try? LinearAssignment.matchings(scores: scores)
+            }
+            emit(["op": "jigsaw_infer", "grid": 4, "batch": 1, "network": name, "threads": 1, "ms": ms])
         }
     },
 ]

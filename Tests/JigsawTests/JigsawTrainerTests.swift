@@ -37,9 +37,14 @@ import TensorKit
         #expect(after.kendallTau > 0.8, "trained Kendall tau \(after.kendallTau)")
     }
 
-    @Test func resumedRunEndsWithTheSameWeightsAsAnUninterruptedOne() throws {
+    @Test(arguments: [false, true])
+    func resumedRunEndsWithTheSameWeightsAsAnUninterruptedOne(setContext: Bool) throws {
         let training = ImageDataset.slice(try fixtureDigits(), 0..<100)
-        let configuration = smallConfiguration(epochs: 2)
+        var configuration = smallConfiguration(epochs: 2)
+        if setContext {
+            configuration.network.hiddenUnits = 12
+            configuration.network.setContext = true
+        }
         let straight = try JigsawTrainer(configuration: configuration, training: training)
         while !straight.isFinished { _ = try straight.step() }
 

@@ -53,6 +53,8 @@ struct CheckpointTests {
                                    extraConvolutionBlocks: 1, hiddenUnits: 128,
                                    normalisationMean: [0.485, 0.456, 0.406], normalisationStd: [0.229, 0.224, 0.225]),
         JigsawNetworkConfiguration(grid: 4, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true),
+        JigsawNetworkConfiguration(grid: 4, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true,
+                                   contextUnits: 12),
     ])
     func jigsawRoundTrip(configuration: JigsawNetworkConfiguration) throws {
         let metadata = configuration.metadata
@@ -91,6 +93,7 @@ struct CheckpointTests {
         (["normalization_std": "0"], .invalidConfiguration("normalisation std must be positive")),
         (["set_context": "yes"], .invalidMetadata(key: "set_context", value: "yes")),
         (["set_context": "1"], .invalidConfiguration("set context needs hidden units")),
+        (["context_units": "8"], .invalidConfiguration("context units need set context")),
         (["channels": "3"], .invalidConfiguration("normalisation mean needs 1 or 3 values, got 2")),
     ]
 

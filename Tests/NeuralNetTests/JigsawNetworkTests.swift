@@ -31,10 +31,15 @@ func referenceJigsawScores(_ c: JigsawNetworkConfiguration, tensors: [String: [D
                                       outputs: c.hiddenUnits, bias: tensors["g_2.0.bias"])
         if c.setContext {
             // Each puzzle's mean feature vector, through context.weight, joins every piece's pre-activation.
-            let f = c.featureCount, u = c.hiddenUnits
+            let f = c.contextInputs, u = c.hiddenUnits
+            let embedded = c.contextUnits > 0
+                ? Reference.relu(Reference.linear(x, rows: count, inputs: c.featureCount,
+                                                  weight: tensors["context.embed.weight"]!, outputs: c.contextUnits,
+                                                  bias: tensors["context.embed.bias"]))
+                : x
             var means = [Double](repeating: 0, count: batch * f)
             for piece in 0..<count {
-                for k in 0..<f { means[(piece / n) * f + k] += x[piece * f + k] / Double(n) }
+                for k in 0..<f { means[(piece / n) * f + k] += embedded[piece * f + k] / Double(n) }
             }
             let terms = Reference.linear(means, rows: batch, inputs: f, weight: tensors["context.weight"]!,
                                          outputs: u, bias: nil)
@@ -61,6 +66,8 @@ struct JigsawNetworkTests {
                                    hiddenUnits: 6, setContext: true),
         JigsawNetworkConfiguration(grid: 3, imageSize: 24, channels: 1, hiddenChannels: 2, kernelSize: 3,
                                    extraConvolutionBlocks: 1, hiddenUnits: 4, setContext: true),
+        JigsawNetworkConfiguration(grid: 2, imageSize: 12, channels: 1, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 5, setContext: true, contextUnits: 7),
     ]
 
     @Test("scores and every parameter gradient against Double finite differences",
@@ -149,7 +156,7 @@ struct JigsawNetworkTests {
     func setContextEquivariance(training: Bool) throws {
         var generator = SeededGenerator(seed: 33)
         let configuration = JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
-                                                       hiddenUnits: 8, setContext: true)
+                                                       hiddenUnits: 8, setContext: true, contextUnits: 6)
         let network = try JigsawNetwork(configuration: configuration, seed: 7)
         network.isTraining = training
         let n = configuration.pieceCount, pieceSize = configuration.channels * 4 * 4

@@ -124,6 +124,27 @@ struct ModelRegistryTests {
         #expect(registry.defaultJigsawModel?.name == "intensity-3x3")
     }
 
+    @Test("a set-context network without metadata is inferred from context.weight and gives the same scores",
+          arguments: [0, 12])
+    func inferredSetContext(contextUnits: Int) throws {
+        let configuration = JigsawNetworkConfiguration(grid: 4, imageSize: 32, hiddenChannels: 8, hiddenUnits: 16,
+                                                       setContext: true, contextUnits: contextUnits)
+        let network = try JigsawNetwork(configuration: configuration, seed: 9)
+        let model = try ServiceModel(name: "ctx", metadata: [:], tensors: network.namedTensors())
+        #expect(model.isInferred)
+        #expect(model.jigsawConfiguration == configuration)
+        var wrong = network.namedTensors()
+        wrong["context.weight"] = Tensor(shape: [16, 5])
+        #expect(throws: (any Error).self) { try ServiceModel(name: "bad", metadata: [:], tensors: wrong) }
+        var generator = SeededGenerator(seed: 10)
+        let pieces = generator.normal(network.inputShape(batch: 1))
+        network.isTraining = false
+        let rebuilt = try JigsawNetwork(configuration: try #require(model.jigsawConfiguration))
+        try rebuilt.load(network.namedTensors())
+        rebuilt.isTraining = false
+        #expect(rebuilt.forward(pieces) == network.forward(pieces))
+    }
+
     @Test("a sorting network without metadata is inferred from fc1 and fc2")
     func inferredSorting() throws {
         let model = try ServiceModel(name: "s", metadata: [:], tensors: [

@@ -247,17 +247,23 @@ extension JigsawNetwork {
             ? UnsafePointer(work.embedded.pointer)
             : UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
         let means = work.contextMeans.pointer
-        let scale = 1 / Float(n)
-        for b in 0..<puzzles {
-            let mean = means + b * featureCount
-            mean.update(repeating: 0, count: featureCount)
-            for i in 0..<n {
-                let row = features + (b * n + i) * featureCount
-                for k in 0..<featureCount { mean[k] += row[k] }
-            }
-            for k in 0..<featureCount { mean[k] *= scale }
-        }
+        Self.sumPerPuzzle(features, width: featureCount, piecesPerPuzzle: n, puzzles: puzzles, scale: 1 / Float(n),
+                          into: means)
         contextLayer.forward(input: means, rows: puzzles, output: work.context.pointer)
+    }
+
+    /// `output[b] = scale · Σᵢ rows[b·n + i]` for rows of `width` floats, `n` rows per puzzle.
+    private static func sumPerPuzzle(_ rows: UnsafePointer<Float>, width: Int, piecesPerPuzzle n: Int, puzzles: Int,
+                                     scale: Float, into output: UnsafeMutablePointer<Float>) {
+        for b in 0..<puzzles {
+            let sum = output + b * width
+            sum.update(repeating: 0, count: width)
+            for i in 0..<n {
+                let row = rows + (b * n + i) * width
+                for k in 0..<width { sum[k] += row[k] }
+            }
+            if scale != 1 { for k in 0..<width { sum[k] *= scale } }
+        }
     }
 
     /// The backward of ``contextForward(_:work:puzzles:)``: with `Sᵦ = Σᵢ ∂L/∂(pre-activation)ᵢ`
@@ -266,15 +272,8 @@ extension JigsawNetwork {
         let c = configuration
         let (featureCount, hiddenUnits, n) = (c.contextInputs, c.hiddenUnits, c.pieceCount)
         let sums = work.contextGradient.pointer
-        let dHidden = UnsafePointer(work.hiddenGradient.pointer)
-        for b in 0..<puzzles {
-            let sum = sums + b * hiddenUnits
-            sum.update(repeating: 0, count: hiddenUnits)
-            for i in 0..<n {
-                let row = dHidden + (b * n + i) * hiddenUnits
-                for u in 0..<hiddenUnits { sum[u] += row[u] }
-            }
-        }
+        Self.sumPerPuzzle(work.hiddenGradient.pointer, width: hiddenUnits, piecesPerPuzzle: n, puzzles: puzzles,
+                          scale: 1, into: sums)
         contextLayer.weight.gradient.withUnsafeMutableBufferPointer { g in
             contextLayer.accumulateGradients(input: work.contextMeans.pointer, outputGradient: sums, rows: puzzles,
                                              weightGradient: g.baseAddress!, biasGradient: nil)

@@ -67,4 +67,23 @@ import TensorKit
         for b in 0..<300 { wrong += zip(batch.permutation(b), matchings[b]).filter { $0 != $1 }.count }
         #expect(abs(result.propWrong - Double(wrong) / 1200) < 1e-9)
     }
+
+    /// Every shipped MNIST jigsaw model, re-evaluated on the 300 fixture digits (the first 300 test
+    /// images), lands near the whole-test-set figures recorded in its metadata: the files load with
+    /// their architecture (set context included) and the recorded figures are the model's own.
+    @Test(arguments: [2, 3, 4, 5, 6])
+    func shippedModelMatchesItsRecordedFigures(grid: Int) throws {
+        let path = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Models/mnist-\(grid)x\(grid).safetensors").path
+        let loaded = try JigsawModelFile.load(contentsOfFile: path)
+        #expect(loaded.network.configuration.grid == grid)
+        let recordedTau = try #require(loaded.metadata["eval.kendall_tau"].flatMap(Double.init))
+        let recordedWrong = try #require(loaded.metadata["eval.prop_wrong"].flatMap(Double.init))
+        #expect(loaded.metadata["eval.puzzles"] == "10000")
+        let digits = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
+        let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: digits, seed: 0)
+        // 300 puzzles: a standard error of about 0.01 on both figures; 0.06 is six of them.
+        #expect(abs(result.kendallTau - recordedTau) < 0.06, "\(grid)×\(grid): \(result.json), recorded tau \(recordedTau)")
+        #expect(abs(result.propWrong - recordedWrong) < 0.06, "\(grid)×\(grid): \(result.json), recorded wrong \(recordedWrong)")
+    }
 }

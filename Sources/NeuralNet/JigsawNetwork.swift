@@ -496,8 +496,9 @@ extension JigsawNetwork {
             embedding.accumulateGradients(input: features + start * featureCount, outputGradient: dEmbedded, rows: rows,
                                           weightGradient: weightGradient,
                                           biasGradient: weightGradient + embedding.weight.value.count)
-            embedding.accumulateInputGradient(outputGradient: dEmbedded, rows: rows,
-                                              inputGradient: last.normalisedGradient.pointer + start * featureCount)
+            embedding.inputGradient(outputGradient: dEmbedded, rows: rows,
+                                    inputGradient: last.normalisedGradient.pointer + start * featureCount,
+                                    accumulating: true)
             start += rows
         }
     }

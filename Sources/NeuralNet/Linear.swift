@@ -85,22 +85,13 @@ public final class Linear {
         max(1, (1 << 18) / max(1, inputFeatures * outputFeatures))
     }
 
-    /// `inputGradient[rows, in] = dY[rows, out] · W`.
-    func inputGradient(outputGradient: UnsafePointer<Float>, rows: Int, inputGradient: UnsafeMutablePointer<Float>) {
+    /// `inputGradient[rows, in] = dY[rows, out] · W`, or `+=` when `accumulating`.
+    func inputGradient(outputGradient: UnsafePointer<Float>, rows: Int, inputGradient: UnsafeMutablePointer<Float>,
+                       accumulating: Bool = false) {
         weight.value.withUnsafeBufferPointer { w in
             BLAS.gemm(.none, .none, m: rows, n: inputFeatures, k: outputFeatures,
                       a: outputGradient, lda: outputFeatures, b: w.baseAddress!, ldb: inputFeatures,
-                      beta: 0, c: inputGradient, ldc: inputFeatures)
-        }
-    }
-
-    /// `inputGradient[rows, in] += dY[rows, out] · W`.
-    func accumulateInputGradient(outputGradient: UnsafePointer<Float>, rows: Int,
-                                 inputGradient: UnsafeMutablePointer<Float>) {
-        weight.value.withUnsafeBufferPointer { w in
-            BLAS.gemm(.none, .none, m: rows, n: inputFeatures, k: outputFeatures,
-                      a: outputGradient, lda: outputFeatures, b: w.baseAddress!, ldb: inputFeatures,
-                      beta: 1, c: inputGradient, ldc: inputFeatures)
+                      beta: accumulating ? 1 : 0, c: inputGradient, ldc: inputFeatures)
         }
     }
 

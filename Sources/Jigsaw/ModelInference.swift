@@ -28,6 +28,9 @@ public enum ModelInference {
                 "no __metadata__: sorting-mlp configuration inferred from tensor shapes (count \(second[0]), \(first[0]) hidden units); input scale 1 and shift 0 assumed",
             ])
         }
+        if shapes.keys.contains(where: { $0.hasPrefix("attention.") }) {
+            throw ModelInferenceError(description: "attention tensors without __metadata__: the number of heads (attention_heads) cannot be read from shapes")
+        }
         guard let convolution = shapes["g_1.0.weight"] else {
             throw ModelInferenceError(description: "no __metadata__ and neither the tutorial's jigsaw tensors (g_1.0.weight, g_2.weight) nor the sorting tensors (fc1.weight, fc2.weight)")
         }

@@ -46,6 +46,8 @@ public final class JigsawNetwork: Module {
     public let contextLayer: Linear?
     /// The per-piece context embedding `φ` (`context.embed`) when there are context units.
     public let contextEmbedding: Linear?
+    /// The self-attention blocks over each puzzle's pieces after the hidden layer (`attention.0`, …).
+    public let attentions: [SetAttention]
     /// Workers for the per-piece work.
     public var threadCount: Int = defaultThreadCount()
     /// Training mode (batch statistics, running averages updated) or evaluation mode.
@@ -95,6 +97,11 @@ public final class JigsawNetwork: Module {
             ? Linear(name: "context.embed", inputFeatures: configuration.featureCount,
                      outputFeatures: configuration.contextUnits, generator: &generator)
             : nil
+        attentions = (0..<configuration.attentionBlocks).map { block in
+            SetAttention(name: "attention.\(block)", features: configuration.hiddenUnits,
+                         heads: configuration.attentionHeads, headUnits: configuration.attentionHeadUnits,
+                         generator: &generator)
+        }
     }
 
     /// Builds the network described by a weights file's metadata and loads its tensors.
@@ -113,6 +120,7 @@ public final class JigsawNetwork: Module {
         if let hiddenLayer { result += hiddenLayer.parameters }
         if let contextEmbedding { result += contextEmbedding.parameters }
         if let contextLayer { result += contextLayer.parameters }
+        for attention in attentions { result += attention.parameters }
         return result + outputLayer.parameters
     }
 
@@ -126,6 +134,7 @@ public final class JigsawNetwork: Module {
         hiddenLayer?.checkParameterShapes()
         contextLayer?.checkParameterShapes()
         contextEmbedding?.checkParameterShapes()
+        for attention in attentions { attention.checkParameterShapes() }
         outputLayer.checkParameterShapes()
     }
 
@@ -199,12 +208,14 @@ extension JigsawNetwork {
                     normalisation.useRunningStatistics()
                 }
                 let isLast = block == c.convolutionBlocks - 1
-                // Without set context the head runs on each worker's pieces as soon as they are normalised.
+                // Without set context the head runs on each worker's pieces as soon as they are
+                // normalised (up to the hidden layer when attention follows).
                 let headNow = isLast && contextLayer == nil
+                let hiddenOnly = !attentions.isEmpty
                 Parallel.forEachRange(count: count, workers: workers) { _, range in
                     normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
                                             samples: range, planeSize: geometry.outputPlane)
-                    if headNow { headForward(work: work, pieces: range, scores: output) }
+                    if headNow { headForward(work: work, pieces: range, scores: output, hiddenOnly: hiddenOnly) }
                 }
                 if isLast, let contextLayer {
                     if let contextEmbedding {
@@ -214,7 +225,18 @@ extension JigsawNetwork {
                     }
                     contextForward(contextLayer, work: work, puzzles: batch)
                     Parallel.forEachRange(count: count, workers: workers) { _, range in
-                        headForward(work: work, pieces: range, scores: output)
+                        headForward(work: work, pieces: range, scores: output, hiddenOnly: hiddenOnly)
+                    }
+                }
+                if isLast, !attentions.isEmpty {
+                    for (index, attention) in attentions.enumerated() {
+                        attention.forward(input: UnsafePointer(work.attentionInput(index)), rows: count,
+                                          piecesPerPuzzle: c.pieceCount, workers: workers,
+                                          result: work.attentionOutputs[index].pointer)
+                    }
+                    let final = UnsafePointer(work.attentionOutputs[attentions.count - 1].pointer)
+                    Parallel.forEachRange(count: count, workers: workers) { _, range in
+                        outputForward(input: final, pieces: range, scores: output)
                     }
                 }
                 blockInput = UnsafePointer(geometry.normalised.pointer)
@@ -284,8 +306,21 @@ extension JigsawNetwork {
         for k in 0..<(puzzles * featureCount) { dMeans[k] *= scale }
     }
 
-    /// g2 on a range of pieces, in row chunks small enough that OpenBLAS stays on this thread.
-    private func headForward(work: Workspace, pieces: Range<Int>, scores: UnsafeMutablePointer<Float>) {
+    /// The output layer on a range of rows of `input` `[B·n, u]` (the last attention block's output).
+    private func outputForward(input: UnsafePointer<Float>, pieces: Range<Int>, scores: UnsafeMutablePointer<Float>) {
+        let (units, n) = (configuration.hiddenUnits, configuration.pieceCount)
+        var start = pieces.lowerBound
+        while start < pieces.upperBound {
+            let rows = min(outputLayer.rowsPerSingleThreadedCall, pieces.upperBound - start)
+            outputLayer.forward(input: input + start * units, rows: rows, output: scores + start * n)
+            start += rows
+        }
+    }
+
+    /// g2 on a range of pieces, in row chunks small enough that OpenBLAS stays on this thread;
+    /// with `hiddenOnly`, up to the hidden layer's activations.
+    private func headForward(work: Workspace, pieces: Range<Int>, scores: UnsafeMutablePointer<Float>,
+                             hiddenOnly: Bool = false) {
         let c = configuration
         let features = UnsafePointer(work.blocks[c.convolutionBlocks - 1].normalised.pointer)
         let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
@@ -305,7 +340,7 @@ extension JigsawNetwork {
                     }
                 }
                 ReLU.rectify(hidden, count: rows * hiddenUnits)
-                outputLayer.forward(input: hidden, rows: rows, output: scores + start * n)
+                if !hiddenOnly { outputLayer.forward(input: hidden, rows: rows, output: scores + start * n) }
             } else {
                 outputLayer.forward(input: features + start * featureCount, rows: rows, output: scores + start * n)
             }
@@ -317,13 +352,28 @@ extension JigsawNetwork {
     /// (without set context, whose term needs every piece of a puzzle first) the BatchNorm gradient
     /// sums of the last block for the same pieces.
     private func headBackward(work: Workspace, worker: Int, pieces: Range<Int>, scoresGradient: UnsafePointer<Float>,
-                              batchNormSums: UnsafeMutablePointer<Double>) {
+                              batchNormSums: UnsafeMutablePointer<Double>, stage: HeadStage = .all) {
         let c = configuration
         let last = work.blocks[c.convolutionBlocks - 1]
         let features = UnsafePointer(last.normalised.pointer)
         let (featureCount, hiddenUnits, n) = (c.featureCount, c.hiddenUnits, c.pieceCount)
         let partial = work.headPartial(worker)
-        partial.update(repeating: 0, count: work.headPartialSize)
+        if stage != .hidden { partial.update(repeating: 0, count: work.headPartialSize) }
+        if stage == .output {
+            // With attention: the output layer's gradients from the last block's output, and ∂L/∂Z.
+            let final = UnsafePointer(work.attentionOutputs[attentions.count - 1].pointer)
+            let dFinal = work.attentionGradients[attentions.count - 1].pointer
+            var start = pieces.lowerBound
+            while start < pieces.upperBound {
+                let rows = min(outputLayer.rowsPerSingleThreadedCall, pieces.upperBound - start)
+                outputLayer.accumulateGradients(input: final + start * hiddenUnits, outputGradient: scoresGradient + start * n,
+                                                rows: rows, weightGradient: partial, biasGradient: nil)
+                outputLayer.inputGradient(outputGradient: scoresGradient + start * n, rows: rows,
+                                          inputGradient: dFinal + start * hiddenUnits)
+                start += rows
+            }
+            return
+        }
         let outputWeightSize = outputLayer.weight.value.count
         let chunk = min(hiddenLayer?.rowsPerSingleThreadedCall ?? .max, outputLayer.rowsPerSingleThreadedCall)
         var start = pieces.lowerBound
@@ -334,9 +384,11 @@ extension JigsawNetwork {
             if let hiddenLayer {
                 let hidden = UnsafePointer(work.hidden.pointer + start * hiddenUnits)
                 let dHidden = work.hiddenGradient.pointer + start * hiddenUnits
-                outputLayer.accumulateGradients(input: hidden, outputGradient: dScores, rows: rows,
-                                                weightGradient: partial, biasGradient: nil)
-                outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dHidden)
+                if stage == .all {
+                    outputLayer.accumulateGradients(input: hidden, outputGradient: dScores, rows: rows,
+                                                    weightGradient: partial, biasGradient: nil)
+                    outputLayer.inputGradient(outputGradient: dScores, rows: rows, inputGradient: dHidden)
+                }
                 ReLU.mask(dHidden, output: hidden, count: rows * hiddenUnits)
                 let hiddenWeight = partial + outputWeightSize
                 hiddenLayer.accumulateGradients(input: features + start * featureCount, outputGradient: dHidden,
@@ -375,9 +427,28 @@ extension JigsawNetwork {
             let dScores = dScores.baseAddress!
             let sums = normalisations[lastBlock].partials(workers: workers)
             let channels = c.hiddenChannels
-            Parallel.forEachRange(count: count, workers: workers) { worker, range in
-                headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
-                             batchNormSums: sums + worker * 2 * channels)
+            if attentions.isEmpty {
+                Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                    headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
+                                 batchNormSums: sums + worker * 2 * channels)
+                }
+            } else {
+                Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                    headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
+                                 batchNormSums: sums + worker * 2 * channels, stage: .output)
+                }
+                for index in stride(from: attentions.count - 1, through: 0, by: -1) {
+                    attentions[index].backward(
+                        input: UnsafePointer(work.attentionInput(index)),
+                        result: UnsafePointer(work.attentionOutputs[index].pointer),
+                        resultGradient: work.attentionGradients[index].pointer,
+                        inputGradient: index == 0 ? work.hiddenGradient.pointer : work.attentionGradients[index - 1].pointer,
+                        workers: workers)
+                }
+                Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                    headBackward(work: work, worker: worker, pieces: range, scoresGradient: dScores,
+                                 batchNormSums: sums + worker * 2 * channels, stage: .hidden)
+                }
             }
             if let contextLayer {
                 contextBackward(contextLayer, work: work, puzzles: batch)
@@ -538,6 +609,12 @@ extension JigsawNetwork {
     }
 }
 
+/// Which part of the head a backward pass covers: all of it, or (around the attention blocks)
+/// the output layer first and the hidden layer after.
+private enum HeadStage {
+    case all, output, hidden
+}
+
 /// Buffers of one forward/backward pass, sized for a piece count and kept between steps.
 private final class Workspace {
     /// Sizes and per-block activations.
@@ -590,6 +667,9 @@ private final class Workspace {
     /// Context embeddings `φ(f)` of every piece `[B·n, m]` and their gradients.
     let embedded: FloatBuffer
     let embeddedGradient: FloatBuffer
+    /// Every attention block's output `[B·n, u]` and its gradient.
+    let attentionOutputs: [FloatBuffer]
+    let attentionGradients: [FloatBuffer]
     private let scratchBuffer: FloatBuffer
     private let columnsSize: Int, convolvedSize: Int, weightSize: Int
 
@@ -617,6 +697,8 @@ private final class Workspace {
         contextMeansGradient = FloatBuffer(count: puzzles * c.contextInputs)
         embedded = FloatBuffer(count: pieceCount * c.contextUnits)
         embeddedGradient = FloatBuffer(count: pieceCount * c.contextUnits)
+        attentionOutputs = (0..<c.attentionBlocks).map { _ in FloatBuffer(count: pieceCount * c.hiddenUnits) }
+        attentionGradients = (0..<c.attentionBlocks).map { _ in FloatBuffer(count: pieceCount * c.hiddenUnits) }
         // Round each region to 16 floats so workers never share a cache line.
         func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
         columnsSize = rounded(columns)
@@ -637,6 +719,11 @@ private final class Workspace {
     /// Where the context embedding's gradients start in a worker's head partials.
     let embeddingPartialOffset: Int
     private let headPartials: FloatBuffer
+
+    /// The input of attention block `index`: the hidden activations or the previous block's output.
+    func attentionInput(_ index: Int) -> UnsafeMutablePointer<Float> {
+        index == 0 ? hidden.pointer : attentionOutputs[index - 1].pointer
+    }
 
     func headPartial(_ worker: Int) -> UnsafeMutablePointer<Float> {
         headPartials.pointer + worker * headPartialSize

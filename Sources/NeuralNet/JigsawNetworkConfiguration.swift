@@ -32,6 +32,14 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     /// With set context: the width of a per-piece Linear + ReLU embedding whose mean over the
     /// puzzle is the context (a DeepSets `ρ(mean φ(f))`); 0 takes the mean of the features themselves.
     public var contextUnits: Int
+    /// Self-attention blocks over the pieces of each puzzle after the hidden layer (``SetAttention``:
+    /// every piece's hidden vector is updated from the hidden vectors of the other pieces of its
+    /// puzzle, a pairwise and still permutation-equivariant interaction). Needs hidden units; 0 for none.
+    public var attentionBlocks: Int
+    /// Heads of every attention block.
+    public var attentionHeads: Int
+    /// Query/key/value width of each head.
+    public var attentionHeadUnits: Int
     /// Per-channel mean subtracted from pixel values in `[0, 1]` (one value applies to all).
     public var normalisationMean: [Float]
     /// Per-channel standard deviation dividing the centred pixel values.
@@ -39,7 +47,8 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
 
     public init(grid: Int = 2, imageSize: Int = 28, channels: Int = 1, hiddenChannels: Int = 32,
                 kernelSize: Int = 5, extraConvolutionBlocks: Int = 0, hiddenUnits: Int = 0,
-                setContext: Bool = false, contextUnits: Int = 0, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
+                setContext: Bool = false, contextUnits: Int = 0, attentionBlocks: Int = 0, attentionHeads: Int = 4,
+                attentionHeadUnits: Int = 32, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
         self.grid = grid
         self.imageSize = imageSize
         self.channels = channels
@@ -49,6 +58,9 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         self.hiddenUnits = hiddenUnits
         self.setContext = setContext
         self.contextUnits = contextUnits
+        self.attentionBlocks = attentionBlocks
+        self.attentionHeads = attentionHeads
+        self.attentionHeadUnits = attentionHeadUnits
         self.normalisationMean = normalisationMean
         self.normalisationStd = normalisationStd
     }
@@ -100,6 +112,12 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         try require(contextUnits == 0 || setContext, "context units need set context")
         try require(featureCount * contextUnits <= 1 << 28 && contextInputs * hiddenUnits <= 1 << 28,
                     "the context layers would exceed 2^28 weights")
+        try require((0...8).contains(attentionBlocks), "attention blocks \(attentionBlocks) is not in 0...8")
+        try require(attentionBlocks == 0 || hiddenUnits > 0, "attention needs hidden units")
+        try require((1...64).contains(attentionHeads), "attention heads \(attentionHeads) is not in 1...64")
+        try require((1...1024).contains(attentionHeadUnits), "attention head units \(attentionHeadUnits) is not in 1...1024")
+        try require(hiddenUnits * attentionHeads * attentionHeadUnits <= 1 << 28,
+                    "the attention layers would exceed 2^28 weights")
         let outputInputs = hiddenUnits > 0 ? hiddenUnits : featureCount
         try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount <= 1 << 28,
                     "the Linear layers would exceed 2^28 weights")
@@ -149,6 +167,9 @@ extension JigsawNetworkConfiguration {
         public static let hiddenUnits = "hidden_units"
         public static let setContext = "set_context"
         public static let contextUnits = "context_units"
+        public static let attentionBlocks = "attention_blocks"
+        public static let attentionHeads = "attention_heads"
+        public static let attentionHeadUnits = "attention_head_units"
         public static let normalisationMean = "normalization_mean"
         public static let normalisationStd = "normalization_std"
     }
@@ -167,6 +188,9 @@ extension JigsawNetworkConfiguration {
             Key.hiddenUnits: String(hiddenUnits),
             Key.setContext: setContext ? "1" : "0",
             Key.contextUnits: String(contextUnits),
+            Key.attentionBlocks: String(attentionBlocks),
+            Key.attentionHeads: String(attentionHeads),
+            Key.attentionHeadUnits: String(attentionHeadUnits),
             Key.normalisationMean: normalisationMean.map { String($0) }.joined(separator: ","),
             Key.normalisationStd: normalisationStd.map { String($0) }.joined(separator: ","),
         ]
@@ -196,6 +220,9 @@ extension JigsawNetworkConfiguration {
             hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 0),
             setContext: try metadata.flag(Key.setContext),
             contextUnits: try metadata.integer(Key.contextUnits, default: 0),
+            attentionBlocks: try metadata.integer(Key.attentionBlocks, default: 0),
+            attentionHeads: try metadata.integer(Key.attentionHeads, default: defaults.attentionHeads),
+            attentionHeadUnits: try metadata.integer(Key.attentionHeadUnits, default: defaults.attentionHeadUnits),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
         try validate()

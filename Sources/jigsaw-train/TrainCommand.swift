@@ -36,6 +36,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("context-units"),
             help: "With --set-context: units of the per-piece embedding averaged over the puzzle (0: the features).")
     var contextUnits: Int = 0
+    @Option(name: .customLong("attention-blocks"),
+            help: "Self-attention blocks over each puzzle's pieces after the hidden layer (needs --hidden-units).")
+    var attentionBlocks: Int = 0
+    @Option(name: .customLong("attention-heads"), help: "Heads of every attention block.")
+    var attentionHeads: Int = 4
+    @Option(name: .customLong("attention-head-units"), help: "Query/key/value width of each attention head.")
+    var attentionHeadUnits: Int = 32
     @Option(help: "Sinkhorn temperature τ.") var tau: Float = 0.1
     @Option(name: .customLong("final-tau"), help: "Anneal τ geometrically to this value by the last step.")
     var finalTau: Float?
@@ -68,7 +75,8 @@ struct TrainCommand: ParsableCommand {
             network: JigsawNetworkConfiguration(
                 grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
-                setContext: setContext, contextUnits: contextUnits),
+                setContext: setContext, contextUnits: contextUnits, attentionBlocks: attentionBlocks,
+                attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits),
             dataset: dataset, dataDirectory: resolvedDataDirectory ?? "",
             temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,

@@ -11,12 +11,18 @@ private func randomImages(count: Int, side: Int = 28) -> ImageDataset {
     return ImageDataset(count: count, channels: 1, height: side, width: side, pixels: pixels, labels: nil)
 }
 
-/// The larger-grid architecture of the shipped models, without and with set context.
+/// The larger-grid architecture of the shipped models: without and with set context, and with
+/// set context and attention over the pieces (blocks of 4 heads × 32 units).
 private func widerNetworks(grid: Int) -> [(String, JigsawNetworkConfiguration)] {
     let wide = JigsawNetworkConfiguration(grid: grid, hiddenChannels: 64, hiddenUnits: 256)
     var context = wide
     context.setContext = true
-    return [("wide", wide), ("wide+context", context)]
+    var attention = context
+    attention.attentionBlocks = 1
+    var attention2 = context
+    attention2.attentionBlocks = 2
+    return [("wide", wide), ("wide+context", context), ("wide+context+attention1", attention),
+            ("wide+context+attention2", attention2)]
 }
 
 let jigsawBenchmarks: [Benchmark] = [
@@ -39,7 +45,7 @@ let jigsawBenchmarks: [Benchmark] = [
                       "network": "tutorial", "threads": threads, "images_per_s": Double(64 * 40) / ms * 1000])
             }
         }
-        // The shipped larger-grid networks (64 channels, 256 hidden units) without and with set context.
+        // The larger-grid networks (64 channels, 256 hidden units) without and with set context and attention.
         for (name, network) in widerNetworks(grid: 4) {
             let configuration = JigsawTrainingConfiguration(
                 network: network, learningRate: 1e-3, batchSize: 64, epochs: 1000, threads: threads, validationSize: 0)

@@ -55,6 +55,8 @@ struct CheckpointTests {
         JigsawNetworkConfiguration(grid: 4, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true),
         JigsawNetworkConfiguration(grid: 4, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true,
                                    contextUnits: 12),
+        JigsawNetworkConfiguration(grid: 5, imageSize: 28, hiddenChannels: 8, hiddenUnits: 16, setContext: true,
+                                   attentionBlocks: 2, attentionHeads: 2, attentionHeadUnits: 6),
     ])
     func jigsawRoundTrip(configuration: JigsawNetworkConfiguration) throws {
         let metadata = configuration.metadata
@@ -94,6 +96,9 @@ struct CheckpointTests {
         (["set_context": "yes"], .invalidMetadata(key: "set_context", value: "yes")),
         (["set_context": "1"], .invalidConfiguration("set context needs hidden units")),
         (["context_units": "8"], .invalidConfiguration("context units need set context")),
+        (["attention_blocks": "1"], .invalidConfiguration("attention needs hidden units")),
+        (["attention_blocks": "x"], .invalidMetadata(key: "attention_blocks", value: "x")),
+        (["attention_heads": "0"], .invalidConfiguration("attention heads 0 is not in 1...64")),
         (["channels": "3"], .invalidConfiguration("normalisation mean needs 1 or 3 values, got 2")),
     ]
 

@@ -1,3 +1,4 @@
+import Foundation
 import NeuralNet
 import Testing
 import TensorKit
@@ -48,10 +49,48 @@ func referenceJigsawScores(_ c: JigsawNetworkConfiguration, tensors: [String: [D
             }
         }
         x = Reference.relu(hidden)
+        for block in 0..<c.attentionBlocks {
+            x = referenceAttention(x, tensors: tensors, name: "attention.\(block)", puzzles: batch, n: n,
+                                   units: c.hiddenUnits, heads: c.attentionHeads, headUnits: c.attentionHeadUnits)
+        }
         return Reference.linear(x, rows: count, inputs: c.hiddenUnits, weight: tensors["g_2.2.weight"]!,
                                 outputs: n, bias: nil)
     }
     return Reference.linear(x, rows: count, inputs: c.featureCount, weight: tensors["g_2.weight"]!, outputs: n, bias: nil)
+}
+
+/// One self-attention block in Double, written per element (no shared code with the kernels):
+/// `Z = ReLU(X + concat_h softmax(QₕKₕᵀ/√d)·Vₕ · Woᵀ + bo)` for each puzzle's `n` rows.
+func referenceAttention(_ x: [Double], tensors: [String: [Double]], name: String, puzzles: Int, n: Int,
+                        units u: Int, heads: Int, headUnits d: Int) -> [Double] {
+    let width = heads * d, rows = puzzles * n
+    let q = Reference.linear(x, rows: rows, inputs: u, weight: tensors[name + ".query.weight"]!, outputs: width, bias: nil)
+    let k = Reference.linear(x, rows: rows, inputs: u, weight: tensors[name + ".key.weight"]!, outputs: width, bias: nil)
+    let v = Reference.linear(x, rows: rows, inputs: u, weight: tensors[name + ".value.weight"]!, outputs: width, bias: nil)
+    var mixed = [Double](repeating: 0, count: rows * width)
+    for b in 0..<puzzles {
+        for h in 0..<heads {
+            for i in 0..<n {
+                var logits = [Double](repeating: 0, count: n)
+                for j in 0..<n {
+                    var dot = 0.0
+                    for e in 0..<d { dot += q[(b * n + i) * width + h * d + e] * k[(b * n + j) * width + h * d + e] }
+                    logits[j] = dot / Double(d).squareRoot()
+                }
+                let largest = logits.max()!
+                let weights = logits.map { Foundation.exp($0 - largest) }
+                let total = weights.reduce(0, +)
+                for j in 0..<n {
+                    for e in 0..<d {
+                        mixed[(b * n + i) * width + h * d + e] += weights[j] / total * v[(b * n + j) * width + h * d + e]
+                    }
+                }
+            }
+        }
+    }
+    let projected = Reference.linear(mixed, rows: rows, inputs: width, weight: tensors[name + ".output.weight"]!,
+                                     outputs: u, bias: tensors[name + ".output.bias"])
+    return Reference.relu(zip(x, projected).map { $0 + $1 })
 }
 
 @Suite("JigsawNetwork")
@@ -68,6 +107,11 @@ struct JigsawNetworkTests {
                                    extraConvolutionBlocks: 1, hiddenUnits: 4, setContext: true),
         JigsawNetworkConfiguration(grid: 2, imageSize: 12, channels: 1, hiddenChannels: 3, kernelSize: 3,
                                    hiddenUnits: 5, setContext: true, contextUnits: 7),
+        JigsawNetworkConfiguration(grid: 2, imageSize: 12, channels: 1, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 6, attentionBlocks: 1, attentionHeads: 2, attentionHeadUnits: 3),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 12, channels: 1, hiddenChannels: 2, kernelSize: 3,
+                                   hiddenUnits: 5, setContext: true, attentionBlocks: 2, attentionHeads: 3,
+                                   attentionHeadUnits: 2),
     ]
 
     @Test("scores and every parameter gradient against Double finite differences",
@@ -151,12 +195,17 @@ struct JigsawNetworkTests {
         }
     }
 
-    @Test("with set context, scrambling a puzzle's pieces only reorders its score rows, and other puzzles do not matter",
-          arguments: [false, true])
-    func setContextEquivariance(training: Bool) throws {
+    static let setConfigurations: [JigsawNetworkConfiguration] = [
+        JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 8, setContext: true, contextUnits: 6),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 8, attentionBlocks: 2, attentionHeads: 2, attentionHeadUnits: 4),
+    ]
+
+    @Test("with set context or attention, scrambling a puzzle's pieces only reorders its score rows, and other puzzles do not matter",
+          arguments: setConfigurations, [false, true])
+    func setContextEquivariance(configuration: JigsawNetworkConfiguration, training: Bool) throws {
         var generator = SeededGenerator(seed: 33)
-        let configuration = JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
-                                                       hiddenUnits: 8, setContext: true, contextUnits: 6)
         let network = try JigsawNetwork(configuration: configuration, seed: 7)
         network.isTraining = training
         let n = configuration.pieceCount, pieceSize = configuration.channels * 4 * 4

@@ -145,6 +145,22 @@ struct ModelRegistryTests {
         #expect(rebuilt.forward(pieces) == network.forward(pieces))
     }
 
+    @Test("an attention network is served from its metadata; without metadata it is refused with the reason")
+    func attentionNeedsMetadata() throws {
+        let configuration = JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 4, kernelSize: 3,
+                                                       hiddenUnits: 8, setContext: true, attentionBlocks: 1,
+                                                       attentionHeads: 2, attentionHeadUnits: 4)
+        let network = try JigsawNetwork(configuration: configuration, seed: 11)
+        let model = try ServiceModel(name: "attn", metadata: configuration.metadata, tensors: network.namedTensors())
+        #expect(model.jigsawConfiguration == configuration)
+        #expect(!model.isInferred)
+        #expect {
+            try ServiceModel(name: "bare", metadata: [:], tensors: network.namedTensors())
+        } throws: { error in
+            "\(error)".contains("attention_heads")
+        }
+    }
+
     @Test("a sorting network without metadata is inferred from fc1 and fc2")
     func inferredSorting() throws {
         let model = try ServiceModel(name: "s", metadata: [:], tensors: [

@@ -106,9 +106,20 @@ public final class JigsawTrainer {
         // same perturbed scores; the other two differentiate the sample's own forward.
         let tape = c.backward == .tape
             ? try Sinkhorn.tapeForward(sample.perturbedScores, temperature: tau, iterations: c.sinkhornIterations) : nil
-        let loss = ReconstructionLoss.sumOfSquares(
-            matrices: tape?.result.matrix ?? sample.result.matrix, scrambled: batch.scrambled, target: batch.unscrambled,
+        let matrices = tape?.result.matrix ?? sample.result.matrix
+        var loss = ReconstructionLoss.sumOfSquares(
+            matrices: matrices, scrambled: batch.scrambled, target: batch.unscrambled,
             puzzles: batch.count, samplesPerExample: c.samplesPerExample, upstream: &upstream, scratch: &reconstruction)
+        if c.reconstructionWeight != 1 {
+            loss *= Double(c.reconstructionWeight)
+            let weight = c.reconstructionWeight
+            upstream.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= weight } }
+        }
+        if c.permutationWeight > 0 {
+            loss += ReconstructionLoss.permutationCrossEntropy(
+                matrices: matrices, permutations: batch.permutations, puzzles: batch.count,
+                samplesPerExample: c.samplesPerExample, weight: c.permutationWeight, upstream: &upstream)
+        }
         guard loss.isFinite else { throw JigsawTrainingError.nonFiniteLoss(step: globalStep) }
         let scoresGradient: Tensor
         switch c.backward {

@@ -49,6 +49,12 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
     public var trainLimit: Int?
     /// Images held out from the end of the training split for the per-epoch validation (0: none).
     public var validationSize: Int
+    /// The weight of the paper's loss, the summed squared reconstruction error (1 in the paper).
+    public var reconstructionWeight: Float
+    /// The weight of a permutation cross-entropy `−Σᵢ log P[i, π(i)]` against the true scramble
+    /// (0 in the paper). It counts every misplaced piece, inked or nearly blank, as the metrics do,
+    /// while the reconstruction error barely sees a piece that differs from another in a few pixels.
+    public var permutationWeight: Float
 
     public init(network: JigsawNetworkConfiguration = JigsawNetworkConfiguration(),
                 dataset: DatasetKind = .mnist, dataDirectory: String = "",
@@ -56,7 +62,8 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
                 noiseFactor: Float = 1, samplesPerExample: Int = 1, learningRate: Float = 1e-4,
                 finalLearningRate: Float? = nil, adamEpsilon: Float = 1e-8, batchSize: Int = 64,
                 epochs: Int = 5, seed: UInt64 = 0, threads: Int = 2, backward: SinkhornBackward = .unrolled,
-                trainLimit: Int? = nil, validationSize: Int = 2000) {
+                trainLimit: Int? = nil, validationSize: Int = 2000, reconstructionWeight: Float = 1,
+                permutationWeight: Float = 0) {
         self.network = network
         self.dataset = dataset
         self.dataDirectory = dataDirectory
@@ -75,6 +82,8 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         self.backward = backward
         self.trainLimit = trainLimit
         self.validationSize = validationSize
+        self.reconstructionWeight = reconstructionWeight
+        self.permutationWeight = permutationWeight
     }
 
     /// Checks every value; the message names the option.
@@ -101,6 +110,9 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         try require(threads >= 1 && threads <= 256, "threads must be in 1...256")
         try require(trainLimit.map { $0 >= 1 } ?? true, "train limit must be at least 1")
         try require(validationSize >= 0, "validation size must not be negative")
+        try require(reconstructionWeight.isFinite && reconstructionWeight >= 0 && permutationWeight.isFinite
+                    && permutationWeight >= 0 && reconstructionWeight + permutationWeight > 0,
+                    "loss weights must be non-negative numbers, not both zero")
     }
 
     /// τ at step `step` of `total` (geometric interpolation when a final temperature is set).
@@ -132,8 +144,12 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
             "train.seed": "\(seed)",
             "train.backward": backward.rawValue,
             "train.validation_size": "\(validationSize)",
-            "train.loss": "mse_sum",
+            "train.loss": permutationWeight == 0 ? "mse_sum" : reconstructionWeight == 0 ? "permutation_ce" : "mse_sum+permutation_ce",
         ]
+        if reconstructionWeight != 1 || permutationWeight != 0 {
+            m["train.reconstruction_weight"] = "\(reconstructionWeight)"
+            m["train.permutation_weight"] = "\(permutationWeight)"
+        }
         if let final = finalTemperature { m["train.final_temperature"] = "\(final)" }
         if let final = finalLearningRate { m["train.final_learning_rate"] = "\(final)" }
         if let limit = trainLimit { m["train.limit"] = "\(limit)" }

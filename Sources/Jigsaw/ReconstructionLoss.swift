@@ -1,3 +1,4 @@
+import Foundation
 import TensorKit
 
 /// The jigsaw training loss: the squared error between the soft reconstruction and the unscrambled
@@ -54,6 +55,46 @@ public enum ReconstructionLoss {
                                               c: g.baseAddress! + m * n * n, ldc: n)
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+        return total
+    }
+
+    /// Adds `weight · (−Σᵢ log P[i, π(i)]) / S` per sample to `upstream` (as `∂/∂P`) and returns it
+    /// summed over puzzles: the cross-entropy between each soft permutation and the true scramble.
+    ///
+    /// Scrambled piece `i` of puzzle `b` belongs in cell `π(i) = permutations[b·n + i]`. The
+    /// gradient `−weight / (S · P[i, π(i)])` meets the Sinkhorn backward's first step `G ⊙ P`, so
+    /// the log-domain gradient is `−weight / S` exactly; `P` is floored at the smallest normal float
+    /// so the quotient stays finite where it underflows.
+    ///
+    /// - Parameters:
+    ///   - matrices: `[B·S, n, n]`, sample `s` of puzzle `b` at `b·S + s`.
+    ///   - upstream: `∂loss/∂P` of the same shape, accumulated into.
+    public static func permutationCrossEntropy(matrices: Tensor, permutations: [Int], puzzles: Int,
+                                               samplesPerExample samples: Int, weight: Float,
+                                               upstream: inout Tensor) -> Double {
+        precondition(matrices.rank == 3 && matrices.shape[1] == matrices.shape[2], "matrices must be [B·S, n, n]")
+        let n = matrices.shape[1]
+        precondition(matrices.shape[0] == puzzles * samples && permutations.count >= puzzles * n
+                     && upstream.shape == matrices.shape, "matrices \(matrices.shape) do not fit the permutations")
+        let scale = weight / Float(samples)
+        let floor = Float.leastNormalMagnitude
+        var total = 0.0
+        matrices.withUnsafeBufferPointer { p in
+            upstream.withUnsafeMutableBufferPointer { g in
+                for b in 0..<puzzles {
+                    for s in 0..<samples {
+                        let m = (b * samples + s) * n * n
+                        for i in 0..<n {
+                            let cell = permutations[b * n + i]
+                            precondition(cell >= 0 && cell < n, "cell \(cell) outside 0..<\(n)")
+                            let value = max(p[m + i * n + cell], floor)
+                            total -= Double(scale) * log(Double(value))
+                            g[m + i * n + cell] -= scale / value
                         }
                     }
                 }

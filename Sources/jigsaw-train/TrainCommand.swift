@@ -49,6 +49,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Sinkhorn iterations.") var iterations: Int = 20
     @Option(help: "Gumbel noise factor (0: no sampling).") var noise: Float = 1
     @Option(help: "Gumbel-Sinkhorn samples per puzzle.") var samples: Int = 1
+    @Option(name: .customLong("reconstruction-weight"),
+            help: "Weight of the reconstruction loss (summed squared error; the paper's loss).")
+    var reconstructionWeight: Float = 1
+    @Option(name: .customLong("permutation-weight"),
+            help: "Weight of a cross-entropy between the soft permutation and the true scramble (0: off).")
+    var permutationWeight: Float = 0
     @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Float = 1e-4
     @Option(name: .customLong("final-lr"), help: "Cosine-decay the learning rate to this value by the last step.")
     var finalLearningRate: Float?
@@ -81,7 +87,8 @@ struct TrainCommand: ParsableCommand {
             temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,
             batchSize: batchSize, epochs: epochs, seed: seed, threads: threads, backward: backward,
-            trainLimit: limit, validationSize: validationSize)
+            trainLimit: limit, validationSize: validationSize, reconstructionWeight: reconstructionWeight,
+            permutationWeight: permutationWeight)
     }
 
     var resolvedDataDirectory: String? { dataDirectory ?? dataset.defaultDirectory }

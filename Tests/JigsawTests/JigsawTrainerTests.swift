@@ -37,13 +37,20 @@ import TensorKit
         #expect(after.kendallTau > 0.8, "trained Kendall tau \(after.kendallTau)")
     }
 
-    @Test(arguments: [false, true])
-    func resumedRunEndsWithTheSameWeightsAsAnUninterruptedOne(setContext: Bool) throws {
+    /// 0: the tutorial network; 1: set context; 2: set context, attention and the permutation loss.
+    @Test(arguments: [0, 1, 2])
+    func resumedRunEndsWithTheSameWeightsAsAnUninterruptedOne(variant: Int) throws {
         let training = ImageDataset.slice(try fixtureDigits(), 0..<100)
         var configuration = smallConfiguration(epochs: 2)
-        if setContext {
+        if variant >= 1 {
             configuration.network.hiddenUnits = 12
             configuration.network.setContext = true
+        }
+        if variant == 2 {
+            configuration.network.attentionBlocks = 1
+            configuration.network.attentionHeads = 2
+            configuration.network.attentionHeadUnits = 4
+            configuration.permutationWeight = 2
         }
         let straight = try JigsawTrainer(configuration: configuration, training: training)
         while !straight.isFinished { _ = try straight.step() }

@@ -65,7 +65,7 @@ public final class SetAttention {
     private var width: Int { heads * headUnits }
 
     private func prepare(rows: Int, piecesPerPuzzle n: Int, workers: Int) {
-        let stride = (2 * n * n + 15) / 16 * 16
+        let stride = (n * n + 15) / 16 * 16
         if rows == self.rows && n == piecesPerPuzzle && scratch.count >= workers * stride { return }
         self.rows = rows
         piecesPerPuzzle = n

@@ -107,13 +107,15 @@ public final class JigsawTrainer {
         let tape = c.backward == .tape
             ? try Sinkhorn.tapeForward(sample.perturbedScores, temperature: tau, iterations: c.sinkhornIterations) : nil
         let matrices = tape?.result.matrix ?? sample.result.matrix
-        var loss = ReconstructionLoss.sumOfSquares(
-            matrices: matrices, scrambled: batch.scrambled, target: batch.unscrambled,
-            puzzles: batch.count, samplesPerExample: c.samplesPerExample, upstream: &upstream, scratch: &reconstruction)
-        if c.reconstructionWeight != 1 {
-            loss *= Double(c.reconstructionWeight)
-            let weight = c.reconstructionWeight
-            upstream.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= weight } }
+        var loss = 0.0
+        if c.reconstructionWeight > 0 {
+            loss = ReconstructionLoss.sumOfSquares(
+                matrices: matrices, scrambled: batch.scrambled, target: batch.unscrambled, puzzles: batch.count,
+                samplesPerExample: c.samplesPerExample, weight: c.reconstructionWeight, upstream: &upstream,
+                scratch: &reconstruction)
+        } else {
+            if upstream.shape != matrices.shape { upstream = Tensor(shape: matrices.shape) }
+            upstream.withUnsafeMutableBufferPointer { g in g.update(repeating: 0) }
         }
         if c.permutationWeight > 0 {
             loss += ReconstructionLoss.permutationCrossEntropy(

@@ -7,8 +7,8 @@ public enum ReconstructionLoss {
     /// The loss and its gradient with respect to the soft permutation matrices.
     ///
     /// For sample matrix `P` (`[n, n]`) of puzzle `b` with scrambled pieces `X` (`[n, D]`) and target
-    /// `T` (`[n, D]`): `R = Pᵀ X` (so `R[j] = Σ_i P[i, j] · X[i]`), loss `= ‖R − T‖² / S`,
-    /// `∂loss/∂R = 2 (R − T) / S` and `∂loss/∂P = X (∂loss/∂R)ᵀ`.
+    /// `T` (`[n, D]`): `R = Pᵀ X` (so `R[j] = Σ_i P[i, j] · X[i]`), loss `= w · ‖R − T‖² / S`,
+    /// `∂loss/∂R = 2w (R − T) / S` and `∂loss/∂P = X (∂loss/∂R)ᵀ`.
     ///
     /// - Parameters:
     ///   - matrices: `[B·S, n, n]`, sample `s` of puzzle `b` at `b·S + s`.
@@ -16,11 +16,12 @@ public enum ReconstructionLoss {
     ///   - target: the same shape, pieces in cell order.
     ///   - puzzles: `B`, the puzzles in use (the batch tensors may hold more).
     ///   - samplesPerExample: `S`.
+    ///   - weight: a factor on the loss and its gradient (1: the paper's loss).
     ///   - upstream: receives `∂loss/∂P` in the shape of `matrices` (reallocated if its shape differs).
     ///   - scratch: a reusable buffer of `n·D` floats (resized when needed).
     /// - Returns: the loss summed over puzzles.
     public static func sumOfSquares(matrices: Tensor, scrambled: Tensor, target: Tensor, puzzles: Int,
-                                    samplesPerExample samples: Int, upstream: inout Tensor,
+                                    samplesPerExample samples: Int, weight: Float = 1, upstream: inout Tensor,
                                     scratch: inout [Float]) -> Double {
         precondition(matrices.rank == 3 && matrices.shape[1] == matrices.shape[2], "matrices must be [B·S, n, n]")
         precondition(scrambled.shape == target.shape && scrambled.rank == 5, "pieces must be [B, n, C, h, w]")
@@ -30,7 +31,7 @@ public enum ReconstructionLoss {
                      "matrices \(matrices.shape) do not fit pieces \(scrambled.shape)")
         if scratch.count != n * d { scratch = [Float](repeating: 0, count: n * d) }
         if upstream.shape != matrices.shape { upstream = Tensor(shape: matrices.shape) }
-        let scale = 1 / Float(samples)
+        let scale = weight / Float(samples)
         var total = 0.0
         matrices.withUnsafeBufferPointer { p in
             scrambled.withUnsafeBufferPointer { x in

@@ -4,6 +4,19 @@ import NeuralNet
 import Testing
 import TensorKit
 
+/// Runs `trainer` to the end and returns the summed per-puzzle losses of its first and last epochs.
+func trainRecordingEpochLosses(_ trainer: JigsawTrainer) throws -> (first: Double, last: Double) {
+    let lastEpoch = trainer.configuration.epochs - 1
+    var first = 0.0, last = 0.0
+    while !trainer.isFinished {
+        let epoch = trainer.epoch
+        let step = try trainer.step()
+        if epoch == 0 { first += step.lossPerPuzzle }
+        if epoch == lastEpoch { last += step.lossPerPuzzle }
+    }
+    return (first, last)
+}
+
 @Suite struct JigsawTrainerTests {
     func fixtureDigits() throws -> ImageDataset {
         try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
@@ -22,13 +35,7 @@ import TensorKit
         let heldOut = ImageDataset.slice(digits, 200..<300)
         let trainer = try JigsawTrainer(configuration: smallConfiguration(epochs: 6, backward: backward), training: training)
         let before = try JigsawEvaluator.evaluate(network: trainer.network, dataset: heldOut, seed: 5)
-        var firstEpochLoss = 0.0, lastEpochLoss = 0.0
-        while !trainer.isFinished {
-            let epoch = trainer.epoch
-            let step = try trainer.step()
-            if epoch == 0 { firstEpochLoss += step.lossPerPuzzle }
-            if epoch == 5 { lastEpochLoss += step.lossPerPuzzle }
-        }
+        let (firstEpochLoss, lastEpochLoss) = try trainRecordingEpochLosses(trainer)
         let after = try JigsawEvaluator.evaluate(network: trainer.network, dataset: heldOut, seed: 5)
         // A random network places about 3 of 4 pieces wrongly; a trained one few.
         #expect(lastEpochLoss < 0.5 * firstEpochLoss, "loss \(firstEpochLoss) → \(lastEpochLoss)")

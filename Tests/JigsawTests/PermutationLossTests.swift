@@ -82,13 +82,7 @@ import TensorKit
             epochs: 6, seed: 11, threads: 1, validationSize: 0, reconstructionWeight: 0, permutationWeight: 1)
         #expect(configuration.metadata["train.loss"] == "permutation_ce")
         let trainer = try JigsawTrainer(configuration: configuration, training: training)
-        var firstEpochLoss = 0.0, lastEpochLoss = 0.0
-        while !trainer.isFinished {
-            let epoch = trainer.epoch
-            let step = try trainer.step()
-            if epoch == 0 { firstEpochLoss += step.lossPerPuzzle }
-            if epoch == 5 { lastEpochLoss += step.lossPerPuzzle }
-        }
+        let (firstEpochLoss, lastEpochLoss) = try trainRecordingEpochLosses(trainer)
         let after = try JigsawEvaluator.evaluate(network: trainer.network, dataset: heldOut, seed: 5)
         #expect(lastEpochLoss < 0.5 * firstEpochLoss, "loss \(firstEpochLoss) → \(lastEpochLoss)")
         #expect(after.propWrong < 0.15, "trained prop. wrong \(after.propWrong)")

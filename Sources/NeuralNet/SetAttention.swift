@@ -17,7 +17,7 @@ import TensorKit
 /// The projections run as single BLAS calls over all rows of the batch; the per-puzzle attention
 /// is split over workers by puzzle. Buffers are kept between calls; an instance is not safe to use
 /// from several threads at once.
-public final class SetAttention {
+public final class SetAttention: JigsawStage {
     public let features: Int
     public let heads: Int
     public let headUnits: Int
@@ -34,6 +34,7 @@ public final class SetAttention {
     private var dMixed = FloatBuffer(count: 0)
     private var scratch = FloatBuffer(count: 0)
     private var scratchStride = 0
+    private var stageBuffers = RowBuffers()
 
     /// - Parameter name: the prefix of the tensor names (`attention.0` gives `attention.0.query.weight`).
     public init(name: String, features: Int, heads: Int, headUnits: Int, generator: inout SeededGenerator) {
@@ -55,7 +56,7 @@ public final class SetAttention {
         query.parameters + key.parameters + value.parameters + output.parameters
     }
 
-    func checkParameterShapes() {
+    public func checkParameterShapes() {
         query.checkParameterShapes()
         key.checkParameterShapes()
         value.checkParameterShapes()
@@ -185,5 +186,28 @@ public final class SetAttention {
         }
         let inverse = 1 / sum
         for j in 0..<count { row[j] *= inverse }
+    }
+}
+
+// MARK: - As a network stage
+
+extension SetAttention {
+    public var outputFeatures: Int { features }
+    public var activations: UnsafeMutablePointer<Float> { stageBuffers.output.pointer }
+    public var activationGradient: UnsafeMutablePointer<Float> { stageBuffers.gradient.pointer }
+
+    public func prepare(_ pass: StagePass) {
+        stageBuffers.prepare(rows: pass.rows, width: features)
+    }
+
+    public func forward(_ pass: StagePass) {
+        forward(input: pass.input, rows: pass.rows, piecesPerPuzzle: pass.piecesPerPuzzle, workers: pass.workers,
+                result: activations)
+    }
+
+    public func backward(_ pass: StagePass) {
+        guard let inputGradient = pass.inputGradient else { preconditionFailure("attention needs an input gradient") }
+        backward(input: pass.input, result: UnsafePointer(activations), resultGradient: activationGradient,
+                 inputGradient: inputGradient, workers: pass.workers)
     }
 }

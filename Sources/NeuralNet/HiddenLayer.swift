@@ -1,0 +1,69 @@
+import TensorKit
+
+/// The hidden layer of the score network, `hᵢ = ReLU(A·fᵢ + a [+ tᵦ])` (`g_2.0`), where `tᵦ` is
+/// the per-puzzle term of a ``SetContext`` stage before it, when there is one.
+public final class HiddenLayer: JigsawStage {
+    /// `A`, `a`.
+    public let linear: Linear
+    /// The set context whose term is added to the pre-activation.
+    public let context: SetContext?
+
+    private var rowBuffers = RowBuffers()
+    private var partials = FloatBuffer(count: 0)
+    private var workers = 0
+
+    /// - Parameters:
+    ///   - linear: `A`, `a` (named `g_2.0`).
+    ///   - context: the set context stage before this layer, whose term is added.
+    public init(linear: Linear, context: SetContext?) {
+        self.linear = linear
+        self.context = context
+    }
+
+    public var parameters: [Parameter] { linear.parameters }
+    public var outputFeatures: Int { linear.outputFeatures }
+    public var activations: UnsafeMutablePointer<Float> { rowBuffers.output.pointer }
+    public var activationGradient: UnsafeMutablePointer<Float> { rowBuffers.gradient.pointer }
+    public func checkParameterShapes() { linear.checkParameterShapes() }
+
+    public func prepare(_ pass: StagePass) {
+        if rowBuffers.prepare(rows: pass.rows, width: outputFeatures) || workers != pass.workers {
+            workers = pass.workers
+            partials = FloatBuffer(count: workers * linear.partialStride)
+        }
+    }
+
+    public func forward(_ pass: StagePass) {
+        let (input, output, units, n) = (pass.input, activations, outputFeatures, pass.piecesPerPuzzle)
+        let term = context?.term
+        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
+            linear.forEachChunk(of: range) { start, rows in
+                let hidden = output + start * units
+                linear.forward(input: input + start * linear.inputFeatures, rows: rows, output: hidden)
+                if let term {
+                    for r in 0..<rows {
+                        let t = term + ((start + r) / n) * units
+                        let row = hidden + r * units
+                        for u in 0..<units { row[u] += t[u] }
+                    }
+                }
+                ReLU.rectify(hidden, count: rows * units)
+            }
+        }
+    }
+
+    public func backward(_ pass: StagePass) {
+        let (input, output, dHidden, units) = (pass.input, UnsafePointer(activations), activationGradient, outputFeatures)
+        let (partials, stride, inputGradient) = (partials.pointer, linear.partialStride, pass.inputGradient)
+        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { worker, range in
+            let offset = range.lowerBound * units
+            ReLU.mask(dHidden + offset, output: output + offset, count: range.count * units)
+            let partial = partials + worker * stride
+            partial.update(repeating: 0, count: stride)
+            linear.backward(input: input, outputGradient: dHidden, range: range, partial: partial,
+                            inputGradient: inputGradient)
+        }
+        linear.reducePartials(partials, workers: pass.workers)
+        context?.collect(preActivationGradient: dHidden, pass: pass)
+    }
+}

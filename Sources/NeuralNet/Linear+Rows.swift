@@ -1,0 +1,79 @@
+/// Row-parallel kernels of a Linear layer for the network stages: rows are split over workers and
+/// each worker calls BLAS on chunks small enough (``Linear/rowsPerSingleThreadedCall``) that
+/// OpenBLAS never wakes its own threads inside a parallel section.
+extension Linear {
+    /// The weight and bias gradient sizes, rounded to 16 floats so workers never share a cache line.
+    var partialStride: Int { (weight.value.count + (bias?.value.count ?? 0) + 15) / 16 * 16 }
+
+    /// Calls `body(start, rows)` for consecutive chunks of `range`.
+    func forEachChunk(of range: Range<Int>, _ body: (Int, Int) -> Void) {
+        let chunk = rowsPerSingleThreadedCall
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let rows = min(chunk, range.upperBound - start)
+            body(start, rows)
+            start += rows
+        }
+    }
+
+    /// `output[r] = W·input[r] (+ b)` for the rows of `range`.
+    func forward(input: UnsafePointer<Float>, range: Range<Int>, output: UnsafeMutablePointer<Float>) {
+        forEachChunk(of: range) { start, rows in
+            forward(input: input + start * inputFeatures, rows: rows, output: output + start * outputFeatures)
+        }
+    }
+
+    /// For the rows of `range`: the weight and bias gradients into `partial` (a worker's zeroed
+    /// sums, weight then bias) and, when `inputGradient` is given, `dX = dY·W` (overwriting, or
+    /// adding when `accumulating`).
+    func backward(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, range: Range<Int>,
+                  partial: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
+                  accumulating: Bool = false) {
+        let weightSize = weight.value.count
+        forEachChunk(of: range) { start, rows in
+            let dY = outputGradient + start * outputFeatures
+            accumulateGradients(input: input + start * inputFeatures, outputGradient: dY, rows: rows,
+                                weightGradient: partial, biasGradient: bias == nil ? nil : partial + weightSize)
+            if let inputGradient {
+                self.inputGradient(outputGradient: dY, rows: rows, inputGradient: inputGradient + start * inputFeatures,
+                                   accumulating: accumulating)
+            }
+        }
+    }
+
+    /// Adds the per-worker partial gradients to the parameters, in worker order (so the sums repeat
+    /// exactly for a given thread count).
+    func reducePartials(_ partials: UnsafePointer<Float>, workers: Int) {
+        let weightSize = weight.value.count, stride = partialStride
+        weight.gradient.withUnsafeMutableBufferPointer { g in
+            for worker in 0..<workers {
+                let partial = partials + worker * stride
+                for i in 0..<weightSize { g[i] += partial[i] }
+            }
+        }
+        guard let bias else { return }
+        bias.gradient.withUnsafeMutableBufferPointer { g in
+            for worker in 0..<workers {
+                let partial = partials + worker * stride + weightSize
+                for i in 0..<g.count { g[i] += partial[i] }
+            }
+        }
+    }
+}
+
+/// Buffers sized for a row count, reallocated only when it changes.
+struct RowBuffers {
+    private(set) var rows = -1
+    private(set) var output = FloatBuffer(count: 0)
+    private(set) var gradient = FloatBuffer(count: 0)
+
+    /// Whether the buffers had to be (re)allocated for `rows × width`.
+    @discardableResult
+    mutating func prepare(rows: Int, width: Int) -> Bool {
+        guard rows != self.rows else { return false }
+        self.rows = rows
+        output = FloatBuffer(count: rows * width)
+        gradient = FloatBuffer(count: rows * width)
+        return true
+    }
+}

@@ -98,15 +98,10 @@ public final class JigsawTrainer {
 
         network.isTraining = true
         let scores = network.forward(batch.scrambled)
-        let sample = try GumbelSinkhorn.sample(
+        let layer = try GumbelSinkhornStep(
             scores, temperature: tau, noiseFactor: c.noiseFactor, samplesPerExample: c.samplesPerExample,
-            iterations: c.sinkhornIterations, recordsHistory: c.backward == .unrolled,
-            generator: &generator, workspace: workspace)
-        // The tape backward (every iterate stored, as autodiff keeps it) reruns the forward on the
-        // same perturbed scores; the other two differentiate the sample's own forward.
-        let tape = c.backward == .tape
-            ? try Sinkhorn.tapeForward(sample.perturbedScores, temperature: tau, iterations: c.sinkhornIterations) : nil
-        let matrices = tape?.result.matrix ?? sample.result.matrix
+            iterations: c.sinkhornIterations, backward: c.backward, generator: &generator, workspace: workspace)
+        let matrices = layer.matrices
         var loss = 0.0
         if c.reconstructionWeight > 0 {
             loss = ReconstructionLoss.sumOfSquares(
@@ -123,14 +118,7 @@ public final class JigsawTrainer {
                 samplesPerExample: c.samplesPerExample, weight: c.permutationWeight, upstream: &upstream)
         }
         guard loss.isFinite else { throw JigsawTrainingError.nonFiniteLoss(step: globalStep) }
-        let scoresGradient: Tensor
-        switch c.backward {
-        case .unrolled: scoresGradient = try sample.unrolledGradient(upstream: upstream, workspace: workspace)
-        case .implicit: scoresGradient = try sample.implicitGradient(upstream: upstream, workspace: workspace)
-        case .tape:
-            guard let tape else { preconditionFailure("tape forward missing") }
-            scoresGradient = try sample.scoresGradient(fromSampleGradient: Sinkhorn.tapeGradient(tape, upstream: upstream))
-        }
+        let scoresGradient = try layer.scoresGradient(upstream: upstream, workspace: workspace)
         network.zeroGradients()
         network.backward(scoresGradient)
         optimiser.learningRate = learningRate

@@ -1,3 +1,4 @@
+import Sorting
 import NeuralNet
 
 /// Why a network configuration cannot be inferred from a weights file without metadata.

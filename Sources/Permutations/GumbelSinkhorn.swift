@@ -63,17 +63,45 @@ public enum GumbelSinkhorn {
                               checkInterval: Int = 1, recordsHistory: Bool = false,
                               generator: inout SeededGenerator,
                               workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> GumbelSinkhornSample {
+        let noise = try noise(for: scores, noiseFactor: noiseFactor, samplesPerExample: samplesPerExample,
+                              generator: &generator)
+        return try sample(scores, noise: noise, temperature: temperature, noiseFactor: noiseFactor,
+                          samplesPerExample: samplesPerExample, iterations: iterations, tolerance: tolerance,
+                          checkInterval: checkInterval, recordsHistory: recordsHistory, workspace: workspace)
+    }
+
+    /// Standard Gumbel noise `[B·S, n, n]` for `S` samples of every example of `scores`, drawn in
+    /// row-major order (all zeros, and no draws, when `noiseFactor` is 0).
+    /// - Throws: ``SinkhornError`` for a non-square or empty batch, a sample count below 1 or a
+    ///   negative or non-finite noise factor.
+    public static func noise(for scores: Tensor, noiseFactor: Float, samplesPerExample: Int,
+                             generator: inout SeededGenerator) throws(SinkhornError) -> Tensor {
         let (batch, rows, columns) = try Sinkhorn.batchShape(scores.shape)
         guard rows == columns else { throw .invalidShape(shape: scores.shape) }
         guard samplesPerExample >= 1 else { throw .invalidSampleCount(samplesPerExample) }
         guard noiseFactor.isFinite, noiseFactor >= 0 else { throw .invalidNoiseFactor(noiseFactor) }
-        let shape = [batch * samplesPerExample, rows, columns]
-        var noise = Tensor(shape: shape)
+        var noise = Tensor(shape: [batch * samplesPerExample, rows, columns])
         if noiseFactor != 0 {
             noise.withUnsafeMutableBufferPointer { g in
                 for index in 0..<g.count { g[index] = generator.nextGumbel() }
             }
         }
+        return noise
+    }
+
+    /// One Gumbel-Sinkhorn sample per noise matrix: `S((X + noiseFactor · g)/τ)` with given standard
+    /// Gumbel noise `g` `[B·S, n, n]`.
+    /// - Throws: ``SinkhornError`` for mismatched shapes or settings, and the forward's errors.
+    public static func sample(_ scores: Tensor, noise: Tensor, temperature: Float, noiseFactor: Float = 1,
+                              samplesPerExample: Int = 1, iterations: Int = 20, tolerance: Float? = nil,
+                              checkInterval: Int = 1, recordsHistory: Bool = false,
+                              workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> GumbelSinkhornSample {
+        let (batch, rows, columns) = try Sinkhorn.batchShape(scores.shape)
+        guard rows == columns else { throw .invalidShape(shape: scores.shape) }
+        guard samplesPerExample >= 1 else { throw .invalidSampleCount(samplesPerExample) }
+        guard noiseFactor.isFinite, noiseFactor >= 0 else { throw .invalidNoiseFactor(noiseFactor) }
+        let shape = [batch * samplesPerExample, rows, columns]
+        guard noise.shape == shape else { throw .shapeMismatch(expected: shape, found: noise.shape) }
         let perturbed = perturb(scores, noise: noise, noiseFactor: noiseFactor, samplesPerExample: samplesPerExample)
         let result = try Sinkhorn.forward(perturbed, temperature: temperature, iterations: iterations,
                                           tolerance: tolerance, checkInterval: checkInterval,
@@ -82,11 +110,6 @@ public enum GumbelSinkhorn {
                                     samplesPerExample: samplesPerExample, scoresShape: scores.shape)
     }
 
-    /// `X + noiseFactor · g` for each of the `S` samples of every example: matrix `b·S + k` of the
-    /// result is example `b` plus noise matrix `b·S + k`.
-    /// - Parameters:
-    ///   - scores: `[n, n]` or `[B, n, n]`.
-    ///   - noise: `[B·S, n, n]`.
     public static func perturb(_ scores: Tensor, noise: Tensor, noiseFactor: Float, samplesPerExample: Int) -> Tensor {
         let size = scores.rank >= 2 ? scores.shape[scores.rank - 2] * scores.shape[scores.rank - 1] : scores.count
         let batch = size == 0 ? 0 : scores.count / size

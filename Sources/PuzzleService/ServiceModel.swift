@@ -1,3 +1,4 @@
+import Sorting
 import Foundation
 import Jigsaw
 import NeuralNet

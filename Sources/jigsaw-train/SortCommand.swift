@@ -1,3 +1,4 @@
+import Sorting
 import ArgumentParser
 import Foundation
 import NeuralNet

@@ -1,3 +1,4 @@
+import Permutations
 import ArgumentParser
 import Foundation
 import Jigsaw

@@ -1,3 +1,4 @@
+import Permutations
 import Foundation
 import Jigsaw
 import NeuralNet

@@ -1,3 +1,4 @@
+import TestSupport
 import NeuralNet
 import Testing
 import TensorKit

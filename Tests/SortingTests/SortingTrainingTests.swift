@@ -1,3 +1,5 @@
+import TestSupport
+import Sorting
 import Foundation
 import NeuralNet
 import Permutations

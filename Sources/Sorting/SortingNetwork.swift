@@ -1,3 +1,4 @@
+import NeuralNet
 import TensorKit
 
 /// A preprocessing step applied to each list before the network sees its numbers.

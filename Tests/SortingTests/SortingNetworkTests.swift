@@ -1,3 +1,5 @@
+import TestSupport
+import Sorting
 import NeuralNet
 import Testing
 import TensorKit

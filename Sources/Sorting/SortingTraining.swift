@@ -1,18 +1,6 @@
+import NeuralNet
 import Permutations
 import TensorKit
-
-/// How the gradient goes back through the Sinkhorn layer.
-public enum SinkhornBackward: String, Sendable, CaseIterable {
-    /// Implicit differentiation of the fixed point (Eisenberger et al. 2022, Algorithm 1): memory
-    /// independent of the iteration count.
-    case implicit
-    /// The exact derivative of the iterations, recomputed from the recorded dual potentials
-    /// (`Sinkhorn.unrolledGradient`): `O(iterations · B · n)` extra memory.
-    case unrolled
-    /// The exact derivative of the iterations through a tape of every iterate, as autodiff keeps it
-    /// (`Sinkhorn.tapeGradient`): `O(iterations · B · n²)` extra memory.
-    case tape
-}
 
 /// The hyperparameters of sorting-network training (Mena et al. 2018, §4.1 and the original code).
 public struct SortingTrainingSettings: Sendable, Equatable {
@@ -107,37 +95,13 @@ public enum SortingLoss {
         let samples = settings.samplesPerExample
         precondition(scores.shape == [batch, n, n], "scores \(scores.shape) vs lists \(lists.shape)")
         precondition(noise.shape == [batch * samples, n, n], "noise \(noise.shape) vs [\(batch * samples), \(n), \(n)]")
-        let perturbed = GumbelSinkhorn.perturb(scores, noise: noise, noiseFactor: settings.noiseFactor,
-                                               samplesPerExample: samples)
-        let forward: SinkhornResult
-        var tape: SinkhornTape?
-        switch settings.backward {
-        case .implicit, .unrolled:
-            forward = try Sinkhorn.forward(perturbed, temperature: settings.temperature, iterations: settings.iterations,
-                                           recordsHistory: settings.backward == .unrolled, workspace: workspace)
-        case .tape:
-            let recorded = try Sinkhorn.tapeForward(perturbed, temperature: settings.temperature,
-                                                    iterations: settings.iterations)
-            forward = recorded.result
-            tape = recorded
-        }
-        let (value, upstream) = reconstructionLoss(lists: lists, matrices: forward.matrix, samples: samples)
-        let perSample: Tensor
-        let stateBytes: Int
-        switch settings.backward {
-        case .implicit:
-            perSample = try Sinkhorn.implicitGradient(forward, upstream: upstream, workspace: workspace)
-            stateBytes = 0
-        case .unrolled:
-            perSample = try Sinkhorn.unrolledGradient(forward, scores: perturbed, upstream: upstream, workspace: workspace)
-            stateBytes = forward.history?.bytes ?? 0
-        case .tape:
-            guard let tape else { preconditionFailure("tape backward without a tape") }
-            perSample = try Sinkhorn.tapeGradient(tape, upstream: upstream)
-            stateBytes = tape.bytes
-        }
-        let gradient = GumbelSinkhorn.sumOverSamples(perSample, scoresShape: scores.shape, samplesPerExample: samples)
-        return (value, gradient, stateBytes)
+        let step = try GumbelSinkhornStep(scores, noise: noise, temperature: settings.temperature,
+                                          noiseFactor: settings.noiseFactor, samplesPerExample: samples,
+                                          iterations: settings.iterations, backward: settings.backward,
+                                          workspace: workspace)
+        let (value, upstream) = reconstructionLoss(lists: lists, matrices: step.matrices, samples: samples)
+        let gradient = try step.scoresGradient(upstream: upstream, workspace: workspace)
+        return (value, gradient, step.backwardStateBytes)
     }
 
     /// The mean squared error of `Pᵀx` against the sorted lists and `∂loss/∂P`.

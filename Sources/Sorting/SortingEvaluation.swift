@@ -1,3 +1,4 @@
+import NeuralNet
 import Permutations
 import TensorKit
 

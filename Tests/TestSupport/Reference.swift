@@ -4,13 +4,13 @@ import TensorKit
 // central finite differences, used to check the float32 layers and their backward passes.
 
 extension Tensor {
-    var doubles: [Double] { storage.map(Double.init) }
+    public var doubles: [Double] { storage.map(Double.init) }
     init(shape: [Int], doubles: [Double]) { self.init(shape: shape, storage: doubles.map(Float.init)) }
 }
 
-enum Reference {
+public enum Reference {
     /// PyTorch Conv2d, stride 1, zero padding: x [N, C, H, W], w [O, C, k, k] → [N, O, H', W'].
-    static func conv2d(_ x: [Double], n: Int, c: Int, h: Int, w: Int,
+    public static func conv2d(_ x: [Double], n: Int, c: Int, h: Int, w: Int,
                        weight: [Double], outputs: Int, kernel: Int, bias: [Double]?, padding: Int) -> [Double] {
         let oh = h + 2 * padding - kernel + 1, ow = w + 2 * padding - kernel + 1
         var y = [Double](repeating: 0, count: n * outputs * oh * ow)
@@ -38,7 +38,7 @@ enum Reference {
     }
 
     /// MaxPool2d(k), floor mode: planes [P, H, W] → [P, H/k, W/k].
-    static func maxPool(_ x: [Double], planes: Int, h: Int, w: Int, kernel: Int) -> [Double] {
+    public static func maxPool(_ x: [Double], planes: Int, h: Int, w: Int, kernel: Int) -> [Double] {
         let oh = h / kernel, ow = w / kernel
         var y: [Double] = []
         for p in 0..<planes {
@@ -55,10 +55,10 @@ enum Reference {
         return y
     }
 
-    static func relu(_ x: [Double]) -> [Double] { x.map { max($0, 0) } }
+    public static func relu(_ x: [Double]) -> [Double] { x.map { max($0, 0) } }
 
     /// BatchNorm2d in training mode: batch mean and biased variance per channel.
-    static func batchNorm(_ x: [Double], n: Int, c: Int, plane: Int, gamma: [Double], beta: [Double],
+    public static func batchNorm(_ x: [Double], n: Int, c: Int, plane: Int, gamma: [Double], beta: [Double],
                           epsilon: Double = 1e-5) -> [Double] {
         var y = x
         let m = Double(n * plane)
@@ -80,7 +80,7 @@ enum Reference {
     }
 
     /// x [rows, in] · wᵀ [in, out] + b.
-    static func linear(_ x: [Double], rows: Int, inputs: Int, weight: [Double], outputs: Int, bias: [Double]?) -> [Double] {
+    public static func linear(_ x: [Double], rows: Int, inputs: Int, weight: [Double], outputs: Int, bias: [Double]?) -> [Double] {
         var y = [Double](repeating: 0, count: rows * outputs)
         for r in 0..<rows {
             for o in 0..<outputs {
@@ -92,17 +92,17 @@ enum Reference {
         return y
     }
 
-    static func dot(_ a: [Double], _ b: [Double]) -> Double {
+    public static func dot(_ a: [Double], _ b: [Double]) -> Double {
         precondition(a.count == b.count)
         var total = 0.0
         for i in 0..<a.count { total += a[i] * b[i] }
         return total
     }
 
-    static func pow2(_ x: Double) -> Double { x * x }
+    public static func pow2(_ x: Double) -> Double { x * x }
 
     /// Central differences `(f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h` for every coordinate.
-    static func gradient(at x: [Double], step: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
+    public static func gradient(at x: [Double], step: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
         var result = [Double](repeating: 0, count: x.count)
         var probe = x
         for i in 0..<x.count {
@@ -117,7 +117,7 @@ enum Reference {
     }
 
     /// The largest deviation of `actual` from `expected`, relative to `max(1, max|expected|)`.
-    static func relativeError(_ actual: [Double], _ expected: [Double]) -> Double {
+    public static func relativeError(_ actual: [Double], _ expected: [Double]) -> Double {
         precondition(actual.count == expected.count, "sizes \(actual.count) and \(expected.count)")
         let scale = max(1, expected.map(abs).max() ?? 0)
         var worst = 0.0
@@ -129,6 +129,6 @@ enum Reference {
 /// Float32 analytic gradients against Double references: float rounding through a few layers
 /// (and BatchNorm's division by a batch standard deviation) stays well below 1e-3 relative,
 /// while a wrong formula is off by O(1).
-let gradientTolerance = 1e-3
+public let gradientTolerance = 1e-3
 /// Float32 forward values against Double references.
-let forwardTolerance = 1e-4
+public let forwardTolerance = 1e-4

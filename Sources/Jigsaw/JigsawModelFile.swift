@@ -12,41 +12,20 @@ public enum JigsawModelFile {
         public let inferredConfiguration: Bool
     }
 
-    /// Reads a weights file and builds its network.
+    /// Reads a weights file and builds its jigsaw network (through ``ModelFile``).
     ///
-    /// Without an `architecture` metadata entry the tutorial layout is inferred from the shapes:
-    /// `g_1.0.weight [h, C, k, k]`, `g_2.weight [n, h·q²]` give grid `√n`, piece side `2q`, image side
-    /// `grid · 2q`, with the tutorial's MNIST normalisation (mean 0.1307, std 0.3081).
+    /// Without an `architecture` metadata entry the tutorial layout is inferred from the shapes
+    /// (``ModelInference``), with the tutorial's MNIST normalisation (mean 0.1307, std 0.3081).
     /// - Throws: `SafetensorsError` for a malformed file, `JigsawTrainingError.invalidModelFile` when
     ///   the tensors do not describe a jigsaw network, `NeuralNetError` for missing, unused or
     ///   mis-shaped tensors.
     public static func load(contentsOfFile path: String) throws -> Loaded {
-        let file = try SafetensorsFile(contentsOfFile: path)
-        return try load(file, path: path)
+        try load(ModelFile(contentsOfFile: path))
     }
 
-    /// Builds the network of an already-read safetensors file (`path` only names it in errors).
-    public static func load(_ file: SafetensorsFile, path: String) throws -> Loaded {
-        var tensors: [String: Tensor] = [:]
-        for name in file.names where !name.hasSuffix("num_batches_tracked") {
-            tensors[name] = try file.tensor(named: name)
-        }
-        var metadata = file.metadata
-        var inferred = false
-        if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
-            do throws(ModelInferenceError) {
-                metadata.merge(try ModelInference.inferMetadata(shapes: file.entries.mapValues(\.shape)).metadata) { _, new in new }
-            } catch {
-                throw JigsawTrainingError.invalidModelFile(path: path, reason: error.description)
-            }
-            inferred = true
-        } else if metadata[JigsawNetworkConfiguration.Key.architecture] != JigsawNetworkConfiguration.architecture {
-            throw JigsawTrainingError.invalidModelFile(
-                path: path, reason: "architecture \(metadata[JigsawNetworkConfiguration.Key.architecture] ?? "") is not a jigsaw network")
-        }
-        let network = try JigsawNetwork(metadata: metadata, tensors: tensors)
-        network.isTraining = false
-        return Loaded(network: network, metadata: metadata, inferredConfiguration: inferred)
+    /// Builds the jigsaw network of a read model file.
+    public static func load(_ file: ModelFile) throws -> Loaded {
+        Loaded(network: try file.makeJigsawNetwork(), metadata: file.metadata, inferredConfiguration: file.isInferred)
     }
 
     /// Writes the network's parameters and buffers with its configuration and `extra` metadata
@@ -66,8 +45,7 @@ public enum JigsawModelFile {
         guard file.metadata[JigsawNetworkConfiguration.Key.architecture] != nil else {
             throw JigsawTrainingError.invalidModelFile(path: path, reason: "only the project's own weights files carry metadata")
         }
-        var tensors: [String: Tensor] = [:]
-        for name in file.names { tensors[name] = try file.tensor(named: name) }
+        let tensors = try ModelFile.floatTensors(of: file, path: path)
         try Safetensors.write(tensors, metadata: file.metadata.merging(entries) { _, new in new }, toFile: path)
     }
 }

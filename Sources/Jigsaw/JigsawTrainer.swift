@@ -175,8 +175,7 @@ extension JigsawTrainer {
         }
         var model: [String: Tensor] = [:]
         var optimiserState: [String: Tensor] = [:]
-        for name in file.names where !name.hasSuffix("num_batches_tracked") {
-            let tensor = try file.tensor(named: name)
+        for (name, tensor) in try ModelFile.floatTensors(of: file, path: path) {
             if name.hasPrefix("optimizer.") { optimiserState[String(name.dropFirst(10))] = tensor } else { model[name] = tensor }
         }
         // Validate both parts before either is assigned, so a failure leaves the trainer unchanged.

@@ -76,34 +76,32 @@ public final class ServiceModel: Sendable {
     ///   - source: where it came from, for `/v1/models`.
     ///   - instances: how many network instances to build (concurrent forward passes).
     /// - Throws: ``ModelLoadError/invalidModel(name:reason:)``.
-    public init(name: String, metadata: [String: String], tensors: [String: Tensor], source: String = "memory",
-                instances: Int = 2) throws(ModelLoadError) {
+    public convenience init(name: String, metadata: [String: String], tensors: [String: Tensor], source: String = "memory",
+                            instances: Int = 2) throws(ModelLoadError) {
+        let file: ModelFile
+        do {
+            file = try ModelFile(metadata: metadata, tensors: tensors, source: source)
+        } catch {
+            throw .invalidModel(name: name, reason: Self.reason(error))
+        }
+        try self.init(name: name, file: file, instances: instances)
+    }
+
+    /// Pools `instances` networks built from a read model file.
+    /// - Throws: ``ModelLoadError/invalidModel(name:reason:)``.
+    public init(name: String, file: ModelFile, instances: Int = 2) throws(ModelLoadError) {
         precondition(instances >= 1, "a model needs at least one network instance")
         self.name = name
-        self.source = source
-        var notes: [String] = []
-        var effective = metadata
-        if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
-            do throws(ModelInferenceError) {
-                let inferred = try ModelInference.inferMetadata(shapes: tensors.mapValues(\.shape))
-                effective.merge(inferred.metadata) { _, new in new }
-                notes = inferred.notes
-            } catch {
-                throw .invalidModel(name: name, reason: error.description)
-            }
-            isInferred = true
-        } else {
-            isInferred = false
-        }
-        self.metadata = effective
-        self.notes = notes
+        source = file.source
+        metadata = file.metadata
+        notes = file.notes
+        isInferred = file.isInferred
         do {
-            switch effective[JigsawNetworkConfiguration.Key.architecture] {
-            case JigsawNetworkConfiguration.architecture:
+            switch file.kind {
+            case .jigsaw:
                 var networks: [JigsawNetwork] = []
                 for _ in 0..<instances {
-                    let network = try JigsawNetwork(metadata: effective, tensors: tensors)
-                    network.isTraining = false
+                    let network = try file.makeJigsawNetwork()
                     network.threadCount = 1
                     networks.append(network)
                 }
@@ -111,20 +109,16 @@ public final class ServiceModel: Sendable {
                 parameterCount = networks[0].parameterCount
                 jigsawPool = NetworkPool(networks)
                 sortingPool = nil
-            case SortingNetworkConfiguration.architecture:
+            case .sorting:
                 var networks: [SortingNetwork] = []
-                for _ in 0..<instances {
-                    networks.append(try SortingNetwork(metadata: effective, tensors: tensors))
-                }
+                for _ in 0..<instances { networks.append(try file.makeSortingNetwork()) }
                 kind = .sorting(networks[0].configuration)
                 parameterCount = networks[0].parameterCount
                 jigsawPool = nil
                 sortingPool = NetworkPool(networks)
-            case let other:
-                throw NeuralNetError.unsupportedArchitecture(other ?? "")
             }
         } catch {
-            throw .invalidModel(name: name, reason: String(describing: error))
+            throw .invalidModel(name: name, reason: Self.reason(error))
         }
     }
 
@@ -139,24 +133,21 @@ public final class ServiceModel: Sendable {
     /// - Throws: ``ModelLoadError/invalidFile(path:reason:)`` or ``ModelLoadError/invalidModel(name:reason:)``.
     public convenience init(contentsOfFile path: String, name: String? = nil, instances: Int = 2) throws(ModelLoadError) {
         let modelName = name ?? ServiceModel.name(forFile: path)
-        let file: SafetensorsFile
-        var tensors: [String: Tensor] = [:]
+        let file: ModelFile
         do {
-            file = try SafetensorsFile(contentsOfFile: path)
-            for (tensorName, entry) in file.entries {
-                if tensorName.hasSuffix("num_batches_tracked") { continue }
-                guard entry.dtype.isFloatingPoint else {
-                    throw ModelLoadError.invalidModel(
-                        name: modelName, reason: "tensor '\(tensorName)' has integer dtype \(entry.dtype.rawValue)")
-                }
-                tensors[tensorName] = try file.tensor(named: tensorName)
-            }
-        } catch let error as ModelLoadError {
-            throw error
-        } catch {
+            file = try ModelFile(contentsOfFile: path)
+        } catch let error as SafetensorsError {
             throw .invalidFile(path: path, reason: String(describing: error))
+        } catch {
+            throw .invalidModel(name: modelName, reason: Self.reason(error))
         }
-        try self.init(name: modelName, metadata: file.metadata, tensors: tensors, source: path, instances: instances)
+        try self.init(name: modelName, file: file, instances: instances)
+    }
+
+    /// The reason of a loading error without the path the model's name already stands for.
+    private static func reason(_ error: any Error) -> String {
+        if case JigsawTrainingError.invalidModelFile(_, let reason) = error { return reason }
+        return String(describing: error)
     }
 
     /// The model name of a weights file: its name without directory and extension.

@@ -91,14 +91,7 @@ extension Image {
     public func centerCropped(width newWidth: Int, height newHeight: Int) -> Image {
         precondition(newWidth <= width && newHeight <= height && newWidth >= 0 && newHeight >= 0,
                      "cannot crop \(width)×\(height) to \(newWidth)×\(newHeight)")
-        let left = (width - newWidth) / 2, top = (height - newHeight) / 2
-        var output = [UInt8]()
-        output.reserveCapacity(newWidth * newHeight * channels)
-        for y in top..<(top + newHeight) {
-            let begin = (y * width + left) * channels
-            output.append(contentsOf: pixels[begin..<(begin + newWidth * channels)])
-        }
-        return Image(width: newWidth, height: newHeight, channels: channels, pixels: output)
+        return cropped(left: (width - newWidth) / 2, top: (height - newHeight) / 2, width: newWidth, height: newHeight)
     }
 
     /// Scales the image so that it covers `width × height` with its aspect ratio kept (the shorter

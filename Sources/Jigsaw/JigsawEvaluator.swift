@@ -69,10 +69,8 @@ public enum JigsawEvaluator {
             let end = min(start + batchSize, total)
             // Pixels in [0, 1]: the matching does not depend on the scale, and l1/l2 are reported on pixels.
             batch.fill(from: dataset, indices: start..<end, generator: &generator, normalization: nil)
-            var input = batch.scrambled
-            c.normalise(&input)
-            let scores = network.forward(input)
-            let matchings = try LinearAssignment.matchings(scores: scores)
+            let scores = JigsawInference.scores(network, pieces: batch.scrambled)
+            let matchings = try JigsawInference.match(scores)
             try batch.scrambled.withUnsafeBufferPointer { x in
                 try batch.unscrambled.withUnsafeBufferPointer { t in
                     for b in 0..<batch.count {

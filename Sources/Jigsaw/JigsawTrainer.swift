@@ -89,10 +89,8 @@ public final class JigsawTrainer {
         let c = configuration
         let start = stepInEpoch * c.batchSize
         let end = min(start + c.batchSize, training.count)
-        let mean = c.network.normalisationMean.first ?? 0
-        let std = c.network.normalisationStd.first ?? 1
         batch.fill(from: training, indices: order[start..<end], generator: &generator,
-                   normalization: (mean: mean, std: std))
+                   channelNormalization: (c.network.normalisationMean, c.network.normalisationStd))
         let tau = c.temperature(atStep: globalStep, of: totalSteps)
         let learningRate = c.learningRate(atStep: globalStep, of: totalSteps)
 

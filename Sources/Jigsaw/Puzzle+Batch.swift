@@ -65,13 +65,23 @@ public struct PuzzleBatch: Sendable {
         from images: Tensor, indices: Indices, generator: inout SeededGenerator,
         normalization: (mean: Float, std: Float)? = nil
     ) {
+        fill(from: images, indices: indices, generator: &generator,
+             channelNormalization: normalization.map { ([$0.mean], [$0.std]) })
+    }
+
+    /// Fills the batch from float images, normalising channel `c` with `(x − mean[c]) / std[c]`
+    /// (one value applies to every channel).
+    public mutating func fill<Indices: Collection<Int>>(
+        from images: Tensor, indices: Indices, generator: inout SeededGenerator,
+        channelNormalization: (mean: [Float], std: [Float])?
+    ) {
         precondition(images.rank == 4 && images.shape[1] == channels
                      && images.shape[2] / grid == pieceHeight && images.shape[3] / grid == pieceWidth,
                      "images \(images.shape) do not match the batch geometry")
-        let (scale, shift) = normalization.map { (1 / $0.std, -$0.mean / $0.std) } ?? (1, 0)
+        let (scale, shift) = coefficients(channelNormalization, pixelScale: 1)
         images.withUnsafeBufferPointer { source in
             fill(count: images.shape[0], height: images.shape[2], width: images.shape[3], indices: indices,
-                 generator: &generator) { base, offset in Float(source[base + offset]) * scale + shift }
+                 generator: &generator) { base, offset, c in Float(source[base + offset]) * scale[c] + shift[c] }
         }
     }
 
@@ -81,25 +91,44 @@ public struct PuzzleBatch: Sendable {
         from dataset: ImageDataset, indices: Indices, generator: inout SeededGenerator,
         normalization: (mean: Float, std: Float)? = nil
     ) {
+        fill(from: dataset, indices: indices, generator: &generator,
+             channelNormalization: normalization.map { ([$0.mean], [$0.std]) })
+    }
+
+    /// Fills the batch from an 8-bit dataset with per-channel normalisation (as
+    /// `JigsawNetworkConfiguration.normalise` does, so the trainer sees what the server sends).
+    public mutating func fill<Indices: Collection<Int>>(
+        from dataset: ImageDataset, indices: Indices, generator: inout SeededGenerator,
+        channelNormalization: (mean: [Float], std: [Float])?
+    ) {
         precondition(dataset.channels == channels && dataset.height / grid == pieceHeight
                      && dataset.width / grid == pieceWidth, "dataset geometry does not match the batch")
-        let (mean, std) = normalization ?? (0, 1)
-        let scale = 1 / (255 * std), shift = -mean / std
+        let (scale, shift) = coefficients(channelNormalization, pixelScale: 255)
         dataset.pixels.withUnsafeBufferPointer { source in
             fill(count: dataset.count, height: dataset.height, width: dataset.width, indices: indices,
-                 generator: &generator) { base, offset in Float(source[base + offset]) * scale + shift }
+                 generator: &generator) { base, offset, c in Float(source[base + offset]) * scale[c] + shift[c] }
         }
+    }
+
+    /// `x · scale[c] + shift[c] = (x / pixelScale − mean[c]) / std[c]` for every channel.
+    private func coefficients(_ normalization: (mean: [Float], std: [Float])?, pixelScale: Float) -> ([Float], [Float]) {
+        let (means, stds) = normalization ?? ([0], [1])
+        precondition((means.count == 1 || means.count == channels) && (stds.count == 1 || stds.count == channels),
+                     "normalisation needs 1 or \(channels) values")
+        let scale = (0..<channels).map { c in 1 / (pixelScale * stds[stds.count == 1 ? 0 : c]) }
+        let shift = (0..<channels).map { c in -means[means.count == 1 ? 0 : c] / stds[stds.count == 1 ? 0 : c] }
+        return (scale, shift)
     }
 
     private mutating func fill<Indices: Collection<Int>>(
         count total: Int, height: Int, width: Int, indices: Indices, generator: inout SeededGenerator,
-        sample: (Int, Int) -> Float
+        sample: (Int, Int, Int) -> Float
     ) {
         resize(to: indices.count)
         let n = pieceCount, grid = grid, channels = channels
         let pieceHeight = pieceHeight, pieceWidth = pieceWidth
         let pieceSize = channels * pieceHeight * pieceWidth
-        let top = (height - grid * pieceHeight) / 2, left = (width - grid * pieceWidth) / 2
+        let crop = GridCrop(width: width, height: height, grid: grid)
         let imageSize = channels * height * width
         permutations.withUnsafeMutableBufferPointer { permutation in
             unscrambled.withUnsafeMutableBufferPointer { target in
@@ -109,13 +138,12 @@ public struct PuzzleBatch: Sendable {
                         let base = index * imageSize
                         var o = b * n * pieceSize
                         for cell in 0..<n {
-                            let rowOffset = top + (cell / grid) * pieceHeight
-                            let columnOffset = left + (cell % grid) * pieceWidth
+                            let (columnOffset, rowOffset) = crop.origin(ofCell: cell)
                             for c in 0..<channels {
                                 for y in 0..<pieceHeight {
                                     let start = (c * height + rowOffset + y) * width + columnOffset
                                     for x in 0..<pieceWidth {
-                                        target[o] = sample(base, start + x)
+                                        target[o] = sample(base, start + x, c)
                                         o += 1
                                     }
                                 }

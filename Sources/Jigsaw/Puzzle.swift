@@ -46,8 +46,8 @@ public enum Puzzle {
         let shape = images.rank == 3 ? [1] + images.shape : images.shape
         let (batch, channels, height, width) = (shape[0], shape[1], shape[2], shape[3])
         precondition(grid >= 1 && grid <= min(height, width), "grid \(grid) does not fit a \(height)×\(width) image")
-        let pieceHeight = height / grid, pieceWidth = width / grid
-        let top = (height - grid * pieceHeight) / 2, left = (width - grid * pieceWidth) / 2
+        let crop = GridCrop(width: width, height: height, grid: grid)
+        let (pieceHeight, pieceWidth) = (crop.pieceHeight, crop.pieceWidth)
         let n = grid * grid
         var pieces = Tensor(shape: [batch, n, channels, pieceHeight, pieceWidth])
         images.withUnsafeBufferPointer { source in
@@ -55,8 +55,7 @@ public enum Puzzle {
                 var o = 0
                 for b in 0..<batch {
                     for cell in 0..<n {
-                        let rowOffset = top + (cell / grid) * pieceHeight
-                        let columnOffset = left + (cell % grid) * pieceWidth
+                        let (columnOffset, rowOffset) = crop.origin(ofCell: cell)
                         for c in 0..<channels {
                             for y in 0..<pieceHeight {
                                 let start = ((b * channels + c) * height + rowOffset + y) * width + columnOffset

@@ -5,7 +5,8 @@ import TensorKit
 
 /// Scrambled pieces made ready for a network and for display.
 struct PreparedPieces {
-    /// `[1, n, C, p, p]`, resized to the model's piece side, converted to its channels, normalised.
+    /// `[1, n, C, p, p]` in [0, 1], resized to the model's piece side and converted to its channels
+    /// (`JigsawInference.pieces`).
     var network: Tensor
     /// `[1, n, C', ph, pw]` in [0, 1]: gray stays gray (C' = 1), anything else becomes RGB.
     var display: Tensor
@@ -59,9 +60,6 @@ enum PuzzleSolver {
         guard width > 0, height > 0, cells.allSatisfy({ $0.width == width && $0.height == height }) else {
             throw .unprocessableInput("all pieces must have the same non-zero width and height")
         }
-        let p = configuration.pieceSize, channels = configuration.channels
-        var network = Tensor(shape: [1, n, channels, p, p])
-        let pieceSize = channels * p * p
         let longest = grid * max(width, height)
         let scale = longest > displaySize ? Double(displaySize) / Double(longest) : 1
         let displayWidth = max(1, Int(Double(width) * scale)), displayHeight = max(1, Int(Double(height) * scale))
@@ -69,13 +67,10 @@ enum PuzzleSolver {
         var display = Tensor(shape: [1, n, displayChannels, displayHeight, displayWidth])
         let displayPieceSize = displayChannels * displayWidth * displayHeight
         for (index, cell) in cells.enumerated() {
-            let input = cell.fitted(width: p, height: p).tensor(channels: channels)
             let shown = cell.fitted(width: displayWidth, height: displayHeight).tensor(channels: displayChannels)
-            network.storage.replaceSubrange((index * pieceSize)..<((index + 1) * pieceSize), with: input.storage)
             display.storage.replaceSubrange((index * displayPieceSize)..<((index + 1) * displayPieceSize), with: shown.storage)
         }
-        configuration.normalise(&network)
-        return PreparedPieces(network: network, display: display)
+        return PreparedPieces(network: JigsawInference.pieces(cells, configuration: configuration), display: display)
     }
 
     /// Scores prepared pieces with a network of the model's pool, matches them and reads each
@@ -89,9 +84,9 @@ enum PuzzleSolver {
         let n = configuration.pieceCount
         precondition(pieces.network.shape == [1, n, configuration.channels, configuration.pieceSize, configuration.pieceSize],
                      "prepared pieces \(pieces.network.shape) do not fit model \(model.name)")
-        let scores = pool.withNetwork { $0.forward(pieces.network) }.reshaped([n, n])
+        let scores = pool.withNetwork { JigsawInference.scores($0, pieces: pieces.network) }.reshaped([n, n])
         do {
-            guard let permutation = try LinearAssignment.matchings(scores: scores).first else {
+            guard let permutation = try JigsawInference.match(scores).first else {
                 throw ServiceError.numericalFailure("no matching")
             }
             let soft = try softMatrix(scores, temperature: temperature, iterations: iterations)
@@ -119,7 +114,7 @@ enum PuzzleSolver {
                 reason: "too small for these scores (max |X|/tau = \(largest / temperature) exceeds \(maximumScaledScore)); use tau >= \(largest / maximumScaledScore), or the hard solution")
         }
         do {
-            let result = try Sinkhorn.forward(scores, temperature: temperature, iterations: iterations)
+            let result = try JigsawInference.soften(scores, temperature: temperature, iterations: iterations)
             return (result.matrix, result.marginalError.first ?? 0)
         } catch {
             throw ServiceError.wrapping(error)

@@ -1,8 +1,6 @@
-import Jigsaw
-
 extension Image {
     /// The `width × height` rectangle whose top-left pixel is `(left, top)`.
-    func cropped(left: Int, top: Int, width newWidth: Int, height newHeight: Int) -> Image {
+    public func cropped(left: Int, top: Int, width newWidth: Int, height newHeight: Int) -> Image {
         precondition(left >= 0 && top >= 0 && newWidth >= 0 && newHeight >= 0
                      && left + newWidth <= width && top + newHeight <= height,
                      "crop \(left),\(top) \(newWidth)×\(newHeight) outside \(width)×\(height)")
@@ -18,24 +16,18 @@ extension Image {
     /// The `grid × grid` cells of the image in row-major order.
     ///
     /// When a side is not a multiple of `grid` the image is first centre-cropped to the largest
-    /// multiple (at most `grid − 1` pixels go, the odd one from the right or bottom), as
-    /// `Puzzle.cut` does.
+    /// multiple (``GridCrop``), as `Puzzle.cut` does.
     /// - Precondition: `grid ≥ 1` and both sides at least `grid`.
-    func cells(grid: Int) -> [Image] {
-        precondition(grid >= 1 && width >= grid && height >= grid, "grid \(grid) does not fit \(width)×\(height)")
-        let cellWidth = width / grid, cellHeight = height / grid
-        let left = (width - grid * cellWidth) / 2, top = (height - grid * cellHeight) / 2
-        var cells: [Image] = []
-        cells.reserveCapacity(grid * grid)
-        for cell in 0..<(grid * grid) {
-            cells.append(cropped(left: left + (cell % grid) * cellWidth, top: top + (cell / grid) * cellHeight,
-                                 width: cellWidth, height: cellHeight))
+    public func cells(grid: Int) -> [Image] {
+        let crop = GridCrop(width: width, height: height, grid: grid)
+        return (0..<(grid * grid)).map { cell in
+            let origin = crop.origin(ofCell: cell)
+            return cropped(left: origin.x, top: origin.y, width: crop.pieceWidth, height: crop.pieceHeight)
         }
-        return cells
     }
 
     /// Tiles `grid²` equally sized cells (row-major) into one image.
-    static func tiled(_ cells: [Image], grid: Int) -> Image {
+    public static func tiled(_ cells: [Image], grid: Int) -> Image {
         precondition(cells.count == grid * grid && !cells.isEmpty, "\(cells.count) cells for grid \(grid)")
         let (cellWidth, cellHeight, channels) = (cells[0].width, cells[0].height, cells[0].channels)
         precondition(cells.allSatisfy { $0.width == cellWidth && $0.height == cellHeight && $0.channels == channels },
@@ -55,7 +47,7 @@ extension Image {
 
     /// The image resampled to `width × height`: the area filter when shrinking, bilinear when
     /// enlarging, unchanged when already that size.
-    func fitted(width newWidth: Int, height newHeight: Int) -> Image {
+    public func fitted(width newWidth: Int, height newHeight: Int) -> Image {
         if newWidth == width && newHeight == height { return self }
         let shrinking = newWidth <= width && newHeight <= height
         return resized(width: newWidth, height: newHeight, filter: shrinking ? .area : .bilinear)

@@ -1,0 +1,50 @@
+import NeuralNet
+import Permutations
+import TensorKit
+
+/// The one inference path of a jigsaw network, shared by the evaluator, the server and the
+/// benchmarks:
+///
+///     cut an image into cells (GridCrop) or take pieces → fit each to the model's piece side →
+///     convert channels → normalise per channel → score X = g(pieces) → match M(X) or soften S(X/τ)
+///
+/// The trainer normalises its batches with the same per-channel statistics
+/// (`PuzzleBatch.fill(… channelNormalization:)`), so a model is served as it was trained.
+public enum JigsawInference {
+    /// Pieces in `[0, 1]` `[1, n, C, p, p]` for the network: each cell resized on its own to the
+    /// model's `p × p` (area filter when shrinking, bilinear when enlarging, so no content leaks
+    /// between pieces), alpha composited on black and colour turned to BT.601 luma for a
+    /// one-channel model (gray replicated for a colour one).
+    /// - Precondition: `configuration.pieceCount` cells of one non-zero size, and a 1- or 3-channel model.
+    public static func pieces(_ cells: [Image], configuration: JigsawNetworkConfiguration) -> Tensor {
+        let (n, p, channels) = (configuration.pieceCount, configuration.pieceSize, configuration.channels)
+        precondition(cells.count == n && (channels == 1 || channels == 3), "\(cells.count) cells for a \(n)-piece model")
+        var pieces = Tensor(shape: [1, n, channels, p, p])
+        let pieceSize = channels * p * p
+        for (index, cell) in cells.enumerated() {
+            let input = cell.fitted(width: p, height: p).tensor(channels: channels)
+            pieces.storage.replaceSubrange((index * pieceSize)..<((index + 1) * pieceSize), with: input.storage)
+        }
+        return pieces
+    }
+
+    /// The scores `[B, n, n]` of pieces in `[0, 1]` `[B, n, C, p, p]`: normalised per channel with
+    /// the model's statistics, then scored by `network` (in whatever mode it is in).
+    public static func scores(_ network: JigsawNetwork, pieces: Tensor) -> Tensor {
+        var input = pieces
+        network.configuration.normalise(&input)
+        return network.forward(input)
+    }
+
+    /// The hard matching `M(X)` of every score matrix (Jonker–Volgenant, as the tutorial evaluates).
+    /// - Throws: `AssignmentError` for non-finite scores.
+    public static func match(_ scores: Tensor) throws -> [[Int]] {
+        try LinearAssignment.matchings(scores: scores)
+    }
+
+    /// `S(X/τ)` of the score matrices.
+    /// - Throws: `SinkhornError` for a bad τ, iteration count or non-finite scores.
+    public static func soften(_ scores: Tensor, temperature: Float, iterations: Int) throws -> SinkhornResult {
+        try Sinkhorn.forward(scores, temperature: temperature, iterations: iterations)
+    }
+}

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Permutations", targets: ["Permutations"]),
         .library(name: "NeuralNet", targets: ["NeuralNet"]),
         .library(name: "Jigsaw", targets: ["Jigsaw"]),
+        .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "HTTPCore", targets: ["HTTPCore"]),
         .library(name: "PuzzleService", targets: ["PuzzleService"]),
         .executable(name: "jigsaw-server", targets: ["jigsaw-server"]),
@@ -28,7 +29,8 @@ let package = Package(
         .target(name: "Permutations", dependencies: ["TensorKit", "CBLAS"], swiftSettings: optimise),
         .target(name: "NeuralNet", dependencies: ["Permutations", "TensorKit", "CBLAS"], swiftSettings: optimise),
         .target(name: "Jigsaw", dependencies: ["NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib"], swiftSettings: optimise),
-        .target(name: "HTTPCore"),
+        .target(name: "Sockets"),
+        .target(name: "HTTPCore", dependencies: ["Sockets"]),
         .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
 
         .executableTarget(name: "jigsaw-server", dependencies: [

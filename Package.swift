@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
 
         .executableTarget(name: "jigsaw-server", dependencies: [
-            "PuzzleService", "HTTPCore",
+            "PuzzleService", "HTTPCore", "TensorKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jigsaw-train", dependencies: [

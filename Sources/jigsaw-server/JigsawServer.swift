@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPCore
 import PuzzleService
+import TensorKit
 
 /// `jigsaw-server`: serves the jigsaw-puzzle API and the web page.
 @main
@@ -14,7 +15,8 @@ struct JigsawServer: ParsableCommand {
             described at /openapi.json and the web page of --public. A port of 0 picks a free one; \
             the line `listening on http://HOST:PORT` is printed once the socket is bound. \
             SIGINT or SIGTERM drains the requests in flight, then exits.
-            """)
+            """,
+        version: PackageVersion.string)
 
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"

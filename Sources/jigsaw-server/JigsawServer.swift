@@ -84,7 +84,9 @@ struct JigsawServer: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Write one access-log line per request to standard output.")
     var accessLog = true
 
-    func validate() throws {
+    /// Checked from `run()` rather than `validate()`: ArgumentParser validates before it reports
+    /// unknown flags, which would hide a misspelt flag behind a message about a missing option.
+    func check() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard !host.isEmpty else { throw ValidationError("--host must not be empty") }
         guard models != nil || !modelFiles.isEmpty else {
@@ -115,6 +117,12 @@ struct JigsawServer: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try check()
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("Error: \(error.message)\nUsage: \(Self.usageString())\n".utf8))
+            throw ExitCode.validationFailure
+        }
         JigsawService.configureProcess()
         let registry: ModelRegistry
         do {

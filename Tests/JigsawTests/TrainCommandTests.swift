@@ -75,11 +75,15 @@ import Testing
         ["evaluate", "--wieghts", "x.safetensors"],
         ["sort", "train", "--cuont", "10"],
         ["sort", "evaluate", "--list", "10"],
+        ["jigsaw-server", "--prot", "8080"],
+        ["sinkhorn-bench", "--fliter", "sinkhorn"],
     ])
     func anUnknownFlagIsReportedAsUnknown(arguments: [String]) throws {
-        let result = try run(arguments)
+        let executable = ["jigsaw-server", "sinkhorn-bench"].contains(arguments[0]) ? arguments[0] : "jigsaw-train"
+        let result = try run(executable == "jigsaw-train" ? arguments : Array(arguments.dropFirst()), executable: executable)
         #expect(result.status != 0)
         let flag = try #require(arguments.first { $0.hasPrefix("--") })
+        #expect(result.status == 64)
         #expect(result.error.contains("Unknown option '\(flag)'"), "stderr: \(result.error)")
     }
 

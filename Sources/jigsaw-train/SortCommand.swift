@@ -24,6 +24,9 @@ private func integerList(_ text: String) -> [Int]? {
     return parts.compactMap { $0 }
 }
 
+/// This invocation as `jigsaw-train ARGUMENTS`, without the path the program was started from.
+private var commandLine: String { (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ") }
+
 private func standardError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))
 }
@@ -237,7 +240,7 @@ struct SortTrainCommand: CheckedCommand {
         progress.finish()
         let seconds = Date().timeIntervalSince(start)
         var extra = [
-            "train.command": CommandLine.arguments.joined(separator: " "),
+            "train.command": commandLine,
             "train.steps": String(done),
             "train.seconds": String(format: "%.1f", seconds),
             "train.final_loss": String(lastLoss),
@@ -256,7 +259,7 @@ struct SortTrainCommand: CheckedCommand {
                 samples: samples, batchSize: batchSize, learningRate: Double(learningRate),
                 finalLearningRate: Double(finalLearningRate ?? learningRate),
                 curve: curve, evaluation: results.map(evaluationObject),
-                command: CommandLine.arguments.joined(separator: " "))
+                command: commandLine)
             try Data((jsonLine(object) + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
         }
     }
@@ -348,7 +351,7 @@ struct SortReorderCommand: CheckedCommand {
         standardError("\(moved) slots moved\n")
         var extra = file.metadata.filter { $0.key.hasPrefix("train.") }
         extra["train.slots_moved"] = String(moved)
-        extra["train.reorder_command"] = CommandLine.arguments.joined(separator: " ")
+        extra["train.reorder_command"] = commandLine
         _ = try writeSortingModel(network, metadata: extra, evalLists: evalLists, evalSeed: evalSeed, to: output)
     }
 }

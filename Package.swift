@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "NeuralNet", targets: ["NeuralNet"]),
         .library(name: "Sorting", targets: ["Sorting"]),
         .library(name: "Jigsaw", targets: ["Jigsaw"]),
+        .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "HTTPCore", targets: ["HTTPCore"]),
         .library(name: "PuzzleService", targets: ["PuzzleService"]),
         .executable(name: "jigsaw-server", targets: ["jigsaw-server"]),
@@ -30,11 +31,12 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["TensorKit", "CBLAS"], swiftSettings: optimise),
         .target(name: "Sorting", dependencies: ["NeuralNet", "Permutations", "TensorKit"], swiftSettings: optimise),
         .target(name: "Jigsaw", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib"], swiftSettings: optimise),
-        .target(name: "HTTPCore"),
+        .target(name: "Sockets"),
+        .target(name: "HTTPCore", dependencies: ["Sockets"]),
         .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "Sorting", "NeuralNet", "Permutations", "TensorKit"]),
 
         .executableTarget(name: "jigsaw-server", dependencies: [
-            "PuzzleService", "HTTPCore",
+            "PuzzleService", "HTTPCore", "TensorKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jigsaw-train", dependencies: [

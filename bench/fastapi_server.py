@@ -7,7 +7,7 @@ mode, match with scipy's linear_sum_assignment (Hungarian / Jonker-Volgenant), r
 from a 20-iteration log-domain Sinkhorn at tau = 1, reassemble the image, encode it as a base64
 PNG and answer JSON. CI never runs this file; see bench/README.md.
 
-    /work/venv-torch/bin/python bench/fastapi_server.py --weights Models/mnist-2x2.safetensors --port 8081 --workers 2
+    "${PYTHON:-../venv-torch/bin/python}" bench/fastapi_server.py --weights Models/mnist-2x2.safetensors --port 8081 --workers 2
 """
 import argparse
 import base64

@@ -6,14 +6,16 @@
 #   SECONDS      length of each wrk run (default 30)
 #   RSS_SECONDS  length of the long run of jigsaw-server that samples its RSS (default 0: skipped)
 # Needs: a release build (swift build -c release --product jigsaw-server), wrk, and
-# /work/venv-torch with torch, fastapi, uvicorn, python-multipart, pillow, safetensors, scipy.
+# a Python virtual environment with torch, fastapi, uvicorn, python-multipart, pillow, safetensors,
+# scipy: $VENV (default ../venv-torch, beside the package) or its interpreter $PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-Models/mnist-2x2.safetensors}
 GRID=${2:-2}
 SECONDS_PER_RUN=${3:-30}
 RSS_SECONDS=${4:-0}
-PYTHON=${PYTHON:-/work/venv-torch/bin/python}
+VENV=${VENV:-../venv-torch}
+PYTHON=${PYTHON:-$VENV/bin/python}
 PUZZLE=$(mktemp --suffix=.png)
 LOG=$(mktemp)
 python3 bench/make_puzzle.py --grid "$GRID" --out "$PUZZLE"

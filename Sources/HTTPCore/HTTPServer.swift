@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import Sockets
 
 /// An HTTP/1.1 server on non-blocking sockets and Dispatch.
 ///
@@ -89,7 +90,7 @@ public final class HTTPServer: @unchecked Sendable {
             bound = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         } catch {
             lock.withLock { phase = .stopped }
-            throw error
+            throw HTTPServerError(error)
         }
         lock.withLock { boundPort = bound.port }
         stopped.enter()

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 
 /// Everything an `HTTPServer` can be tuned with; the defaults suit a production service.
 public struct HTTPServerConfiguration: Sendable {
@@ -109,6 +110,14 @@ public enum HTTPServerError: Error, Sendable, Equatable, CustomStringConvertible
         case .alreadyStarted: "server already started"
         case .addressResolution(let host, let message): "cannot resolve \(host): \(message)"
         case .socket(let operation, let code): "\(operation) failed: \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// The server error that reports a failed socket call.
+    init(_ error: SocketError) {
+        switch error {
+        case .addressResolution(let host, let message): self = .addressResolution(host: host, message: message)
+        case .systemCall(let operation, let code): self = .socket(operation: operation, errno: code)
         }
     }
 }

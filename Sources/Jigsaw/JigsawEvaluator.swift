@@ -30,10 +30,30 @@ public struct JigsawEvaluation: Equatable, Sendable {
 
     /// One JSON object with the fixed keys `kendall_tau`, `prop_wrong`, `prop_any_wrong`, `l1`, `l2`, `puzzles`.
     public var json: String {
-        func number(_ x: Double) -> String { x.isFinite ? String(format: "%.6f", x) : "null" }
-        return "{\"puzzles\": \(puzzles), \"kendall_tau\": \(number(kendallTau)), \"prop_wrong\": \(number(propWrong)), "
-            + "\"prop_any_wrong\": \(number(propAnyWrong)), \"l1\": \(number(l1)), \"l2\": \(number(l2)), "
-            + "\"undefined_kendall_tau\": \(undefinedKendallTau)}"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension JigsawEvaluation: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case puzzles, kendallTau = "kendall_tau", propWrong = "prop_wrong", propAnyWrong = "prop_any_wrong", l1, l2
+        case undefinedKendallTau = "undefined_kendall_tau"
+    }
+
+    /// The figures to six decimals; one that is not finite (no defined Kendall tau) is `null`.
+    public func encode(to encoder: Encoder) throws {
+        func figure(_ x: Double) -> Double? { x.isFinite ? (x * 1e6).rounded() / 1e6 : nil }
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(puzzles, forKey: .puzzles)
+        try container.encode(figure(kendallTau), forKey: .kendallTau)
+        try container.encode(figure(propWrong), forKey: .propWrong)
+        try container.encode(figure(propAnyWrong), forKey: .propAnyWrong)
+        try container.encode(figure(l1), forKey: .l1)
+        try container.encode(figure(l2), forKey: .l2)
+        try container.encode(undefinedKendallTau, forKey: .undefinedKendallTau)
     }
 }
 

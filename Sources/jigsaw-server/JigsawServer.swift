@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPCore
 import PuzzleService
+import TensorKit
 
 /// `jigsaw-server`: serves the jigsaw-puzzle API and the web page.
 @main
@@ -14,7 +15,8 @@ struct JigsawServer: ParsableCommand {
             described at /openapi.json and the web page of --public. A port of 0 picks a free one; \
             the line `listening on http://HOST:PORT` is printed once the socket is bound. \
             SIGINT or SIGTERM drains the requests in flight, then exits.
-            """)
+            """,
+        version: PackageVersion.string)
 
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
@@ -82,7 +84,9 @@ struct JigsawServer: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Write one access-log line per request to standard output.")
     var accessLog = true
 
-    func validate() throws {
+    /// Checked from `run()` rather than `validate()`: ArgumentParser validates before it reports
+    /// unknown flags, which would hide a misspelt flag behind a message about a missing option.
+    func check() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard !host.isEmpty else { throw ValidationError("--host must not be empty") }
         guard models != nil || !modelFiles.isEmpty else {
@@ -113,6 +117,12 @@ struct JigsawServer: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try check()
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("Error: \(error.message)\nUsage: \(Self.usageString())\n".utf8))
+            throw ExitCode.validationFailure
+        }
         JigsawService.configureProcess()
         let registry: ModelRegistry
         do {

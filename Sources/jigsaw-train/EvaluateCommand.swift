@@ -3,43 +3,42 @@ import Foundation
 import Jigsaw
 import TensorKit
 
-struct EvaluateCommand: ParsableCommand {
+struct EvaluateCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Measure a jigsaw weights file on a data set split (Kendall tau, prop. wrong, prop. any wrong, l1, l2).")
 
-    @Option(help: "The weights (.safetensors; the project's own or a PyTorch export of the tutorial network).")
-    var weights: String
-    @Option(name: .customLong("data-dir"), help: "Folder with the data set.") var dataDirectory: String?
-    @Option(help: "Data set: mnist, fashion-mnist or folder.") var dataset: DatasetKind = .mnist
+    /// The project's own weights or a PyTorch export of the tutorial network.
+    @OptionGroup var weightsOptions: WeightsOptions
+    @OptionGroup var data: DataOptions
     @Option(help: "Split: test or train.") var split: DatasetSplit = .test
     @Option(help: "Evaluate at most this many images.") var limit: Int?
-    @Option(help: "Seed of the scrambles.") var seed: UInt64 = 0
-    @Option(help: "Worker threads.") var threads: Int = 2
+    @OptionGroup var seedOptions: SeedOptions
+    @OptionGroup var threadOptions: ThreadOptions
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
     @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
 
-    func validate() throws {
-        guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no weights file at \(weights)") }
-        guard let directory = dataDirectory ?? dataset.defaultDirectory else {
-            throw ValidationError("--data-dir is required for the \(dataset.rawValue) data set")
-        }
-        guard FileManager.default.fileExists(atPath: directory) else {
-            throw ValidationError("data folder \(directory) does not exist")
-        }
+    var weights: String { weightsOptions.weights ?? "" }
+    var dataset: DatasetKind { data.dataset }
+    var seed: UInt64 { seedOptions.seed }
+    var threads: Int { threadOptions.threads }
+
+    func check() throws {
+        _ = try weightsOptions.checkedPath()
+        _ = try data.checkedDirectory()
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if record && limit != nil { throw ValidationError("--record measures the whole split: drop --limit") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try threadOptions.check()
     }
 
-    func run() throws {
+    func execute() throws {
         BLAS.setThreads(1)
         let loaded = try JigsawModelFile.load(contentsOfFile: weights)
         loaded.network.threadCount = threads
         let c = loaded.network.configuration
-        let data = try dataset.load(directory: dataDirectory ?? dataset.defaultDirectory ?? "", split: split,
+        let data = try dataset.load(directory: self.data.directory ?? "", split: split,
                                     limit: limit, channels: c.channels, imageSize: c.imageSize)
         let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed)
         let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
@@ -55,11 +54,7 @@ struct EvaluateCommand: ParsableCommand {
             try JigsawModelFile.recordMetadata(entries, inFile: weights)
         }
         if json {
-            if let oracle {
-                print(String(result.json.dropLast()) + ", \"identical_piece_bound\": \(oracle.json)}")
-            } else {
-                print(result.json)
-            }
+            print(jsonLine(EvaluationReport(evaluation: result, identicalPieceBound: oracle)))
         } else {
             print("model       \(weights) (\(c.grid)×\(c.grid)\(loaded.inferredConfiguration ? ", architecture inferred" : ""))")
             print("data        \(dataset.rawValue) \(split.rawValue), \(result.puzzles) puzzles")
@@ -72,6 +67,27 @@ struct EvaluateCommand: ParsableCommand {
                 print(String(format: "bound (identical pieces): kendall tau %.5f, prop. wrong %.5f, any wrong %.5f",
                              oracle.kendallTau, oracle.propWrong, oracle.propAnyWrong))
             }
+        }
+    }
+}
+
+/// What `evaluate --json` prints: the figures, and the oracle's under `identical_piece_bound` with `--bound`.
+struct EvaluationReport: Encodable {
+    var evaluation: JigsawEvaluation
+    var identicalPieceBound: JigsawEvaluation?
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try evaluation.encode(to: encoder)
+        if let identicalPieceBound {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(identicalPieceBound, forKey: Key(stringValue: "identical_piece_bound"))
         }
     }
 }

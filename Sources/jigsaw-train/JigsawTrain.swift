@@ -1,4 +1,5 @@
 import ArgumentParser
+import TensorKit
 
 /// `jigsaw-train`: trains and evaluates the jigsaw and sorting networks offline.
 @main
@@ -6,6 +7,7 @@ struct JigsawTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jigsaw-train",
         abstract: "Train and evaluate Gumbel-Sinkhorn networks (jigsaw puzzles, number sorting).",
+        version: PackageVersion.string,
         subcommands: [TrainCommand.self, EvaluateCommand.self, SortCommand.self]
     )
 }

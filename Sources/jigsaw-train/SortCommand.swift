@@ -1,3 +1,4 @@
+import Jigsaw
 import Sorting
 import ArgumentParser
 import Foundation
@@ -25,12 +26,8 @@ private func integerList(_ text: String) -> [Int]? {
     return parts.compactMap { $0 }
 }
 
-/// A JSON value rendered as one line with sorted keys.
-private func jsonLine(_ object: Any) -> String {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-          let text = String(data: data, encoding: .utf8) else { return "{}" }
-    return text
-}
+/// This invocation as `jigsaw-train ARGUMENTS`, without the path the program was started from.
+private var commandLine: String { (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ") }
 
 private func standardError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))
@@ -45,10 +42,88 @@ private func peakResidentBytes() -> Int? {
     return nil
 }
 
-private func evaluationObject(_ result: SortingEvaluationResult) -> [String: Any] {
-    ["distribution": result.distribution.description, "lists": result.lists,
-     "prop_wrong": result.proportionWrong, "prop_any_wrong": result.proportionAnyWrong,
-     "kendall_tau": result.kendallTau, "lists_with_ties": result.listsWithTies]
+/// One test distribution's figures in the JSON outputs and the `eval.table1` metadata.
+private struct SortingEvaluationJSON: Encodable {
+    var distribution: String
+    var lists: Int
+    var propWrong: Double
+    var propAnyWrong: Double
+    var kendallTau: Double
+    var listsWithTies: Int
+
+    enum CodingKeys: String, CodingKey {
+        case distribution, lists, propWrong = "prop_wrong", propAnyWrong = "prop_any_wrong", kendallTau = "kendall_tau"
+        case listsWithTies = "lists_with_ties"
+    }
+}
+
+private func evaluationObject(_ result: SortingEvaluationResult) -> SortingEvaluationJSON {
+    SortingEvaluationJSON(distribution: result.distribution.description, lists: result.lists,
+                          propWrong: result.proportionWrong, propAnyWrong: result.proportionAnyWrong,
+                          kendallTau: result.kendallTau, listsWithTies: result.listsWithTies)
+}
+
+/// The `--report` of `sort train`.
+private struct SortTrainingReport: Encodable {
+    struct Point: Encodable {
+        var step: Int
+        var loss: Double
+        var seconds: Double
+    }
+    var count: Int
+    var iterations: Int
+    var backward: String
+    var normalisation: String
+    var steps: Int
+    var seconds: Double
+    var samples: Int
+    var batchSize: Int
+    var learningRate: Double
+    var finalLearningRate: Double
+    var curve: [Point]
+    var evaluation: [SortingEvaluationJSON]
+    var command: String
+
+    enum CodingKeys: String, CodingKey {
+        case count, iterations, backward, normalisation, steps, seconds, samples, batchSize = "batch_size"
+        case learningRate = "learning_rate", finalLearningRate = "final_learning_rate", curve, evaluation, command
+    }
+}
+
+/// What `sort evaluate --json` prints.
+private struct SortEvaluationReport: Encodable {
+    var weights: String
+    var count: Int
+    var normalisation: String
+    var lists: Int
+    var seed: UInt64
+    var distributions: [SortingEvaluationJSON]
+}
+
+/// One line of `sort scaling` (and of its `scaling-point` child); absent figures are left out.
+private struct ScalingLine: Encodable {
+    var op = "sorting_train_step"
+    var backward: String
+    var n: Int
+    var L: Int
+    var B: Int?
+    var S: Int?
+    var status: String
+    var predictedBytes: Int?
+    var budgetBytes: Int?
+    var ms: Double?
+    var firstStepMs: Double?
+    var peakBytes: Int?
+    var vmHwmBytes: Int?
+    var baselineBytes: Int?
+    var stateBytes: Int?
+    var steps: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case op, backward, n, L, B, S, status, predictedBytes = "predicted_bytes", budgetBytes = "budget_bytes", ms
+        case firstStepMs = "first_step_ms", peakBytes = "peak_bytes", vmHwmBytes = "vm_hwm_bytes"
+        case baselineBytes = "baseline_bytes", stateBytes = "state_bytes", steps
+    }
 }
 
 private func evaluationTable(_ results: [SortingEvaluationResult]) -> String {
@@ -69,7 +144,7 @@ private func evaluateTable1(_ network: SortingNetwork, lists: Int, seed: UInt64)
     }
 }
 
-struct SortTrainCommand: ParsableCommand {
+struct SortTrainCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a sorting network on fresh U(0,1) lists and write it with its Table 1 evaluation.")
@@ -81,24 +156,32 @@ struct SortTrainCommand: ParsableCommand {
     var zeroFirstBias = false
     @Option(help: "Training steps (each a fresh batch).") var steps = 5000
     @Option(help: "Stop early after this many seconds (0: no limit).") var maxSeconds = 0.0
-    @Option(help: "Adam learning rate.") var learningRate: Float = 0.1
-    @Option(help: "Learning rate at the last step (geometric decay; default: constant).") var finalLearningRate: Float?
-    @Option(help: "Sinkhorn temperature τ.") var temperature: Float = 1
+    @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Adam learning rate.")
+    var learningRate: Float = 0.1
+    @Option(name: [.customLong("final-learning-rate"), .customLong("final-lr")],
+            help: "Learning rate at the last step (geometric decay; default: constant).")
+    var finalLearningRate: Float?
+    @Option(name: [.customLong("temperature"), .customLong("tau")], help: "Sinkhorn temperature τ.")
+    var temperature: Float = 1
     @Option(help: "Sinkhorn iterations.") var iterations = 10
-    @Option(help: "Gumbel noise factor in training.") var noiseFactor: Float = 1
+    @Option(name: [.customLong("noise"), .customLong("noise-factor")], help: "Gumbel noise factor in training.")
+    var noiseFactor: Float = 1
     @Option(help: "Gumbel samples per list.") var samples = 5
     @Option(help: "Lists per step.") var batchSize = 10
     @Option(help: "Sinkhorn backward: implicit, unrolled (recomputing) or tape (autodiff-style).") var backward = SinkhornBackward.implicit
-    @Option(help: "Seed of the initialisation, lists and noise.") var seed: UInt64 = 0
+    /// Seed of the initialisation, lists and noise.
+    @OptionGroup var seedOptions: SeedOptions
     @Option(help: "After training, reorder the output slots by their mean rank on this many U(0,1) lists (0: off).")
     var reorderLists = 0
     @Option(help: "Seed of the slot-reordering lists.") var reorderSeed: UInt64 = 77
     @Option(help: "Lists per test distribution in the final evaluation.") var evalLists = 1000
     @Option(help: "Seed of the evaluation lists.") var evalSeed: UInt64 = 2018
-    @Option(help: "Where to write the weights (safetensors).") var output: String
+    @Option(name: [.short, .long], help: "Where to write the weights (safetensors).") var output: String?
     @Option(help: "Also write a JSON report (training curve and evaluation) here.") var report: String?
 
-    func validate() throws {
+    var seed: UInt64 { seedOptions.seed }
+
+    func check() throws {
         guard (2...5000).contains(count) else { throw ValidationError("--count must be in 2...5000") }
         guard (1...4096).contains(hiddenUnits) else { throw ValidationError("--hidden-units must be in 1...4096") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -114,10 +197,11 @@ struct SortTrainCommand: ParsableCommand {
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 1...100000") }
         guard evalLists >= 1 else { throw ValidationError("--eval-lists must be at least 1") }
         guard reorderLists >= 0 else { throw ValidationError("--reorder-lists must be non-negative") }
-        guard !output.isEmpty else { throw ValidationError("--output must name a file") }
+        guard let output, !output.isEmpty else { throw ValidationError("--output must name a file") }
     }
 
-    func run() throws {
+    func execute() throws {
+        let output = output ?? ""
         BLAS.setThreads(1)
         let configuration = SortingNetworkConfiguration(count: count, hiddenUnits: hiddenUnits,
                                                         inputNormalisation: normalisation)
@@ -131,7 +215,7 @@ struct SortTrainCommand: ParsableCommand {
         let trainer = try SortingTrainer(network: network, settings: settings, seed: seed &+ 1)
         let progress = ProgressReporter(label: "sort N=\(count)")
         let start = Date()
-        var curve: [[String: Any]] = []
+        var curve: [SortTrainingReport.Point] = []
         var window: [Float] = []
         var done = 0
         var lastLoss: Float = .nan
@@ -148,7 +232,7 @@ struct SortTrainCommand: ParsableCommand {
                 lastLoss = window.reduce(0, +) / Float(window.count)
                 window.removeAll(keepingCapacity: true)
                 let elapsed = Date().timeIntervalSince(start)
-                curve.append(["step": step, "loss": Double(lastLoss), "seconds": elapsed])
+                curve.append(.init(step: step, loss: Double(lastLoss), seconds: elapsed))
                 progress.update(done: step, total: steps, fields: [
                     ("loss", String(format: "%.6f", lastLoss)), ("s", String(format: "%.0f", elapsed)),
                 ])
@@ -158,7 +242,7 @@ struct SortTrainCommand: ParsableCommand {
         progress.finish()
         let seconds = Date().timeIntervalSince(start)
         var extra = [
-            "train.command": CommandLine.arguments.joined(separator: " "),
+            "train.command": commandLine,
             "train.steps": String(done),
             "train.seconds": String(format: "%.1f", seconds),
             "train.final_loss": String(lastLoss),
@@ -171,14 +255,13 @@ struct SortTrainCommand: ParsableCommand {
                                             to: output)
         standardError("wrote \(output) after \(done) steps in \(String(format: "%.1f", seconds)) s\n")
         if let report {
-            let object: [String: Any] = [
-                "count": count, "iterations": iterations, "backward": backward.rawValue,
-                "normalisation": normalisation.rawValue, "steps": done, "seconds": seconds,
-                "samples": samples, "batch_size": batchSize, "learning_rate": Double(learningRate),
-                "final_learning_rate": Double(finalLearningRate ?? learningRate),
-                "curve": curve, "evaluation": results.map(evaluationObject),
-                "command": CommandLine.arguments.joined(separator: " "),
-            ]
+            let object = SortTrainingReport(
+                count: count, iterations: iterations, backward: backward.rawValue,
+                normalisation: normalisation.rawValue, steps: done, seconds: seconds,
+                samples: samples, batchSize: batchSize, learningRate: Double(learningRate),
+                finalLearningRate: Double(finalLearningRate ?? learningRate),
+                curve: curve, evaluation: results.map(evaluationObject),
+                command: commandLine)
             try Data((jsonLine(object) + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
         }
     }
@@ -203,34 +286,33 @@ private func writeSortingModel(_ network: SortingNetwork, metadata extra: [Strin
     return results
 }
 
-struct SortEvaluateCommand: ParsableCommand {
+struct SortEvaluateCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Prop. wrong, prop. any wrong and Kendall tau on the seven test distributions of Table 1.")
 
-    @Option(help: "A sorting-network weights file.") var weights: String
+    /// A sorting-network weights file.
+    @OptionGroup var weightsOptions: WeightsOptions
     @Option(help: "Lists per test distribution.") var lists = 1000
     @Option(help: "Seed of the lists.") var seed: UInt64 = 2018
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
-    func validate() throws {
+    func check() throws {
         guard lists >= 1 else { throw ValidationError("--lists must be at least 1") }
-        guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no file at --weights \(weights)") }
+        _ = try weightsOptions.checkedPath()
     }
 
-    func run() throws {
+    func execute() throws {
+        let weights = weightsOptions.weights ?? ""
         BLAS.setThreads(1)
-        let file = try SafetensorsFile(contentsOfFile: weights)
-        var tensors: [String: Tensor] = [:]
-        for name in file.entries.keys { tensors[name] = try file.tensor(named: name) }
-        let network = try SortingNetwork(metadata: file.metadata, tensors: tensors)
+        let file = try ModelFile(contentsOfFile: weights)
+        let network = try file.makeSortingNetwork()
         let results = try evaluateTable1(network, lists: lists, seed: seed)
         if json {
-            print(jsonLine([
-                "weights": weights, "count": network.configuration.count,
-                "normalisation": network.configuration.inputNormalisation.rawValue,
-                "lists": lists, "seed": seed, "distributions": results.map(evaluationObject),
-            ]))
+            print(jsonLine(SortEvaluationReport(
+                weights: weights, count: network.configuration.count,
+                normalisation: network.configuration.inputNormalisation.rawValue,
+                lists: lists, seed: seed, distributions: results.map(evaluationObject))))
         } else {
             print("\(weights): N = \(network.configuration.count), normalisation \(network.configuration.inputNormalisation.rawValue)")
             print(evaluationTable(results))
@@ -238,36 +320,36 @@ struct SortEvaluateCommand: ParsableCommand {
     }
 }
 
-struct SortReorderCommand: ParsableCommand {
+struct SortReorderCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "reorder",
         abstract: "Reorder a trained network's output slots by their mean rank on U(0,1) lists, re-evaluate and write it.")
 
-    @Option(help: "A sorting-network weights file.") var weights: String
-    @Option(help: "Where to write the reordered weights.") var output: String
+    /// A sorting-network weights file.
+    @OptionGroup var weightsOptions: WeightsOptions
+    @Option(name: [.short, .long], help: "Where to write the reordered weights.") var output: String?
     @Option(help: "U(0,1) lists to average the slot ranks over.") var lists = 5000
     @Option(help: "Seed of those lists (distinct from the evaluation seeds).") var seed: UInt64 = 77
     @Option(help: "Lists per test distribution in the evaluation.") var evalLists = 1000
     @Option(help: "Seed of the evaluation lists.") var evalSeed: UInt64 = 2018
 
-    func validate() throws {
+    func check() throws {
         guard lists >= 1, evalLists >= 1 else { throw ValidationError("--lists and --eval-lists must be at least 1") }
-        guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("no file at --weights \(weights)") }
-        guard !output.isEmpty else { throw ValidationError("--output must name a file") }
+        _ = try weightsOptions.checkedPath()
+        guard let output, !output.isEmpty else { throw ValidationError("--output must name a file") }
     }
 
-    func run() throws {
+    func execute() throws {
+        let weights = weightsOptions.weights ?? "", output = output ?? ""
         BLAS.setThreads(1)
-        let file = try SafetensorsFile(contentsOfFile: weights)
-        var tensors: [String: Tensor] = [:]
-        for name in file.entries.keys { tensors[name] = try file.tensor(named: name) }
-        let network = try SortingNetwork(metadata: file.metadata, tensors: tensors)
+        let file = try ModelFile(contentsOfFile: weights)
+        let network = try file.makeSortingNetwork()
         let order = try network.reorderOutputSlots(lists: lists, seed: seed)
         let moved = order.enumerated().filter { $0.offset != $0.element }.count
         standardError("\(moved) slots moved\n")
         var extra = file.metadata.filter { $0.key.hasPrefix("train.") }
         extra["train.slots_moved"] = String(moved)
-        extra["train.reorder_command"] = CommandLine.arguments.joined(separator: " ")
+        extra["train.reorder_command"] = commandLine
         _ = try writeSortingModel(network, metadata: extra, evalLists: evalLists, evalSeed: evalSeed, to: output)
     }
 }
@@ -279,7 +361,7 @@ private struct ScalingSettings {
     var steps: Int
 }
 
-struct SortScalingCommand: ParsableCommand {
+struct SortScalingCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "scaling",
         abstract: "Time and peak memory of a training step against n and Sinkhorn iterations for each backward.",
@@ -296,9 +378,9 @@ struct SortScalingCommand: ParsableCommand {
     @Option(help: "Gumbel samples per list.") var samples = 5
     @Option(help: "Training steps per point (the first is not timed when there are more).") var steps = 2
     @Option(help: "Memory budget in GiB.") var budgetGib = 8.0
-    @Option(help: "Write the JSON lines here as well as to standard output.") var output: String?
+    @Option(name: [.short, .long], help: "Write the JSON lines here as well as to standard output.") var output: String?
 
-    func validate() throws {
+    func check() throws {
         guard let sizeList = integerList(sizes), sizeList.allSatisfy({ (2...5000).contains($0) }) else {
             throw ValidationError("--sizes must be a comma-separated list of integers in 2...5000")
         }
@@ -328,7 +410,7 @@ struct SortScalingCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func execute() throws {
         let budget = Int(budgetGib * Double(1 << 30))
         var lines: [String] = []
         let matrices = batchSize * samples
@@ -339,15 +421,13 @@ struct SortScalingCommand: ParsableCommand {
                         + Self.commonBytes(matrices: matrices, n: n)
                     var line: String
                     if predicted > budget {
-                        line = jsonLine([
-                            "op": "sorting_train_step", "backward": kind.rawValue, "n": n, "L": iterationCount,
-                            "B": batchSize, "S": samples, "status": "exceeds_budget",
-                            "predicted_bytes": predicted, "budget_bytes": budget,
-                        ])
+                        line = jsonLine(ScalingLine(
+                            backward: kind.rawValue, n: n, L: iterationCount, B: batchSize, S: samples,
+                            status: "exceeds_budget", predictedBytes: predicted, budgetBytes: budget))
                     } else {
                         line = runChild(kind: kind, n: n, iterations: iterationCount)
-                            ?? jsonLine(["op": "sorting_train_step", "backward": kind.rawValue, "n": n,
-                                         "L": iterationCount, "status": "failed", "predicted_bytes": predicted])
+                            ?? jsonLine(ScalingLine(backward: kind.rawValue, n: n, L: iterationCount,
+                                                    status: "failed", predictedBytes: predicted))
                     }
                     print(line)
                     fflush(nil)
@@ -420,11 +500,9 @@ struct SortScalingPointCommand: ParsableCommand {
         let sorted = timed.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
             : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        print(jsonLine([
-            "op": "sorting_train_step", "backward": backward.rawValue, "n": size, "L": iterations,
-            "B": batchSize, "S": samples, "status": "ok", "ms": median, "first_step_ms": times[0],
-            "peak_bytes": peak - baseline, "vm_hwm_bytes": peak, "baseline_bytes": baseline,
-            "state_bytes": state, "steps": steps,
-        ]))
+        print(jsonLine(ScalingLine(
+            backward: backward.rawValue, n: size, L: iterations, B: batchSize, S: samples, status: "ok",
+            ms: median, firstStepMs: times[0], peakBytes: peak - baseline, vmHwmBytes: peak,
+            baselineBytes: baseline, stateBytes: state, steps: steps)))
     }
 }

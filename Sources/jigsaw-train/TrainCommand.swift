@@ -8,7 +8,7 @@ import TensorKit
 extension DatasetKind: ExpressibleByArgument {}
 extension DatasetSplit: ExpressibleByArgument {}
 
-struct TrainCommand: ParsableCommand {
+struct TrainCommand: CheckedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the convolutional Sinkhorn network on jigsaw puzzles.",
@@ -18,9 +18,7 @@ struct TrainCommand: ParsableCommand {
         hyperparameters, the test-set evaluation and the command line in its metadata.
         """)
 
-    @Option(help: "Data set: mnist, fashion-mnist or folder.") var dataset: DatasetKind = .mnist
-    @Option(name: .customLong("data-dir"), help: "Folder with the data set (IDX files, or PNGs for folder).")
-    var dataDirectory: String?
+    @OptionGroup var data: DataOptions
     @Option(help: "Pieces per side.") var grid: Int = 2
     @Option(name: .customLong("image-size"), help: "Image side in pixels (images are resized to it for folder data).")
     var imageSize: Int = 28
@@ -44,11 +42,14 @@ struct TrainCommand: ParsableCommand {
     var attentionHeads: Int = 4
     @Option(name: .customLong("attention-head-units"), help: "Query/key/value width of each attention head.")
     var attentionHeadUnits: Int = 32
-    @Option(help: "Sinkhorn temperature τ.") var tau: Float = 0.1
-    @Option(name: .customLong("final-tau"), help: "Anneal τ geometrically to this value by the last step.")
-    var finalTau: Float?
+    @Option(name: [.customLong("temperature"), .customLong("tau")], help: "Sinkhorn temperature τ.")
+    var temperature: Float = 0.1
+    @Option(name: [.customLong("final-temperature"), .customLong("final-tau")],
+            help: "Anneal τ geometrically to this value by the last step.")
+    var finalTemperature: Float?
     @Option(help: "Sinkhorn iterations.") var iterations: Int = 20
-    @Option(help: "Gumbel noise factor (0: no sampling).") var noise: Float = 1
+    @Option(name: [.customLong("noise"), .customLong("noise-factor")], help: "Gumbel noise factor (0: no sampling).")
+    var noise: Float = 1
     @Option(help: "Gumbel-Sinkhorn samples per puzzle.") var samples: Int = 1
     @Option(name: .customLong("reconstruction-weight"),
             help: "Weight of the reconstruction loss (summed squared error; the paper's loss).")
@@ -56,13 +57,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("permutation-weight"),
             help: "Weight of a cross-entropy between the soft permutation and the true scramble (0: off).")
     var permutationWeight: Float = 0
-    @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Float = 1e-4
-    @Option(name: .customLong("final-lr"), help: "Cosine-decay the learning rate to this value by the last step.")
+    @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Adam learning rate.")
+    var learningRate: Float = 1e-4
+    @Option(name: [.customLong("final-learning-rate"), .customLong("final-lr")],
+            help: "Cosine-decay the learning rate to this value by the last step.")
     var finalLearningRate: Float?
     @Option(name: .customLong("batch-size"), help: "Puzzles per step.") var batchSize: Int = 64
     @Option(help: "Passes over the training images.") var epochs: Int = 5
-    @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
-    @Option(help: "Worker threads.") var threads: Int = 2
+    @OptionGroup var seedOptions: SeedOptions
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Sinkhorn backward: unrolled, implicit or tape (autodiff-style, every iterate stored).") var backward: SinkhornBackward = .unrolled
     @Option(help: "Train on at most this many images.") var limit: Int?
     @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
@@ -84,24 +87,21 @@ struct TrainCommand: ParsableCommand {
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
                 setContext: setContext, contextUnits: contextUnits, attentionBlocks: attentionBlocks,
                 attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits),
-            dataset: dataset, dataDirectory: resolvedDataDirectory ?? "",
-            temperature: tau, finalTemperature: finalTau, sinkhornIterations: iterations, noiseFactor: noise,
+            dataset: dataset, dataDirectory: data.directory ?? "",
+            temperature: temperature, finalTemperature: finalTemperature, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,
             batchSize: batchSize, epochs: epochs, seed: seed, threads: threads, backward: backward,
             trainLimit: limit, validationSize: validationSize, reconstructionWeight: reconstructionWeight,
             permutationWeight: permutationWeight)
     }
 
-    var resolvedDataDirectory: String? { dataDirectory ?? dataset.defaultDirectory }
+    var dataset: DatasetKind { data.dataset }
+    var seed: UInt64 { seedOptions.seed }
+    var threads: Int { threadOptions.threads }
 
-    func validate() throws {
-        guard let directory = resolvedDataDirectory else {
-            throw ValidationError("--data-dir is required for the \(dataset.rawValue) data set")
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("data folder \(directory) does not exist")
-        }
+    func check() throws {
+        _ = try data.checkedDirectory()
+        try threadOptions.check()
         do { try trainingConfiguration.validate() } catch { throw ValidationError("\(error)") }
         if dataset != .folder && (imageSize != 28 || channels != 1) {
             throw ValidationError("\(dataset.rawValue) images are 28×28 with 1 channel")
@@ -115,7 +115,7 @@ struct TrainCommand: ParsableCommand {
 
     var checkpointPath: String { checkpoint ?? output + ".checkpoint" }
 
-    func run() throws {
+    func execute() throws {
         BLAS.setThreads(1)
         let config = trainingConfiguration
         let directory = config.dataDirectory
@@ -171,11 +171,20 @@ struct TrainCommand: ParsableCommand {
         metadata["train.command"] = (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         metadata["train.seconds"] = String(format: "%.0f", Date().timeIntervalSince(started))
         try JigsawModelFile.save(trainer.network, metadata: metadata, to: output)
-        let summary = "{\"output\": \"\(output)\", \"epochs\": \(config.epochs), \"steps\": \(trainer.globalStep), "
-            + "\"seconds\": \(String(format: "%.1f", Date().timeIntervalSince(started))), \"test\": \(evaluation.json)}"
+        let summary = jsonLine(TrainSummary(output: output, epochs: config.epochs, steps: trainer.globalStep,
+                                            seconds: rounded(Date().timeIntervalSince(started), 1), test: evaluation))
         print(summary)
         if let report { try Data((summary + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic) }
     }
+}
+
+/// What `train` prints at the end (and writes to `--report`).
+struct TrainSummary: Encodable {
+    var output: String
+    var epochs: Int
+    var steps: Int
+    var seconds: Double
+    var test: JigsawEvaluation
 }
 
 func log(_ text: String) {

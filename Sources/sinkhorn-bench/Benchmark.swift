@@ -41,19 +41,55 @@ func peakResidentBytes() -> Int {
     return 0
 }
 
-/// Prints one JSON object on one line with keys in the given order.
-func emit(_ fields: KeyValuePairs<String, Any>) {
-    var parts: [String] = []
-    for (key, value) in fields {
-        let rendered: String
+/// One value of a benchmark's JSON line.
+private enum BenchValue: Encodable {
+    case text(String)
+    case integer(Int)
+    case number(Double?)
+
+    init(_ value: Any) {
         switch value {
-        case let s as String: rendered = "\"\(s)\""
-        case let d as Double: rendered = d.isFinite ? String(format: "%.4f", d) : "null"
-        case let f as Float: rendered = f.isFinite ? String(format: "%.4f", Double(f)) : "null"
-        default: rendered = "\(value)"
+        case let s as String: self = .text(s)
+        case let i as Int: self = .integer(i)
+        case let d as Double: self = .number(d.isFinite ? (d * 1e4).rounded() / 1e4 : nil)
+        case let f as Float: self = .number(f.isFinite ? (Double(f) * 1e4).rounded() / 1e4 : nil)
+        default: self = .text("\(value)")
         }
-        parts.append("\"\(key)\": \(rendered)")
     }
-    print("{" + parts.joined(separator: ", ") + "}")
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .text(let s): try container.encode(s)
+        case .integer(let i): try container.encode(i)
+        case .number(let d): try container.encode(d)
+        }
+    }
+}
+
+/// The fields of one benchmark's JSON line.
+private struct BenchLine: Encodable {
+    var fields: [(key: String, value: BenchValue)]
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        for (key, value) in fields { try container.encode(value, forKey: Key(stringValue: key)) }
+    }
+}
+
+/// Prints one JSON object on one line (keys sorted); figures to four decimals, `null` when not finite.
+func emit(_ fields: KeyValuePairs<String, Any>) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let line = BenchLine(fields: fields.map { ($0.key, BenchValue($0.value)) })
+    let data = (try? encoder.encode(line)) ?? Data("{}".utf8)
+    print(String(decoding: data, as: UTF8.self))
     fflush(nil)
 }

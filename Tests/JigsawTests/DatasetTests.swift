@@ -9,6 +9,16 @@ let fixturesDirectory: String = {
     return tests.appendingPathComponent("Fixtures").path
 }()
 
+/// The MNIST folder holding the full test split: `$MNIST_DIR`, else `../shared/data/mnist` beside
+/// the package when it is there, else `nil` (the shipped 300-image fixture stands in).
+let fullMNISTDirectory: String? = {
+    if let directory = ProcessInfo.processInfo.environment["MNIST_DIR"], !directory.isEmpty { return directory }
+    let root = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent()
+    let shared = root.deletingLastPathComponent().appendingPathComponent("shared/data/mnist").standardizedFileURL.path
+    let present = FileManager.default.fileExists(atPath: shared + "/t10k-images-idx3-ubyte.gz")
+    return present ? shared : nil
+}()
+
 /// Writes a file, recording an issue when that fails.
 func writeFile(_ path: String, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)), sourceLocation: sourceLocation)
@@ -169,10 +179,10 @@ func temporaryDirectory(_ name: String) throws -> String {
         }
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/work/shared/data/mnist/t10k-images-idx3-ubyte.gz")))
-    func loadsTheFullTestSet() throws {
-        let data = try ImageDataset.mnist(directory: "/work/shared/data/mnist", split: .test)
-        #expect(data.count == 10_000)
+    /// The full test split from `fullMNISTDirectory`, or the shipped fixture where there is none.
+    @Test func loadsTheFullTestSet() throws {
+        let data = try ImageDataset.mnist(directory: fullMNISTDirectory ?? fixturesDirectory, split: .test)
+        #expect(data.count == (fullMNISTDirectory == nil ? 300 : 10_000))
         let fixture = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
         #expect(Array(data.pixels.prefix(300 * 784)) == fixture.pixels)
     }

@@ -5,10 +5,12 @@ The build and the Swift tests never run this script: they only read the .safeten
 writes next to itself. It documents exactly how those files were produced and can regenerate them.
 
 Requirements (kept outside the repository):
-    python3 -m venv /work/venv-torch
-    /work/venv-torch/bin/pip install torch (CPU build) safetensors scipy numpy
-Run:
-    /work/venv-torch/bin/python Tests/Fixtures/torch/generate.py [--mnist PATH]
+    python3 -m venv "${VENV:-../venv-torch}"
+    "${VENV:-../venv-torch}/bin/pip" install torch (CPU build) safetensors scipy numpy
+Run (from the package root):
+    "${VENV:-../venv-torch}/bin/python" Tests/Fixtures/torch/generate.py [--mnist PATH]
+--mnist defaults to $MNIST_DIR/t10k-images-idx3-ubyte.gz, else ../shared/data/mnist beside the
+package.
 
 Produced files (all tensors F32 except the state_dict's int64 counter):
 
@@ -72,7 +74,10 @@ from safetensors.torch import save_file
 from scipy.optimize import linear_sum_assignment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_MNIST = "/work/shared/data/mnist/t10k-images-idx3-ubyte.gz"
+DEFAULT_MNIST = os.path.join(
+    os.environ.get("MNIST_DIR", os.path.join(HERE, "..", "..", "..", "..", "shared", "data", "mnist")),
+    "t10k-images-idx3-ubyte.gz",
+)
 
 # Fixed scrambles: pi[b, s] = original cell shown at scrambled slot s. Chosen so that none is its
 # own inverse except the last, which makes a row/column (or pi/pi^-1) mix-up visible.

@@ -1,9 +1,25 @@
 import Glibc
 
-/// Thin wrappers over the BSD socket calls the server needs; they know nothing about HTTP.
-enum Socket {
+/// Why a socket call failed.
+public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The host name did not resolve; `message` is the resolver's explanation.
+    case addressResolution(host: String, message: String)
+    /// A socket system call failed with `errno`.
+    case systemCall(operation: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .addressResolution(let host, let message): "cannot resolve \(host): \(message)"
+        case .systemCall(let operation, let code): "\(operation) failed: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// Thin wrappers over the BSD socket calls a TCP server needs; they know nothing about the
+/// protocol spoken over them.
+public enum Socket {
     /// Outcome of a non-blocking transfer.
-    enum Transfer {
+    public enum Transfer: Sendable, Equatable {
         case bytes(Int)
         case wouldBlock
         case closed
@@ -13,8 +29,8 @@ enum Socket {
     /// Creates a non-blocking listening TCP socket.
     ///
     /// - Returns: the descriptor and the bound port (useful when `port` is 0).
-    /// - Throws: `HTTPServerError` when resolution, bind or listen fails.
-    static func listen(host: String, port: Int, backlog: Int) throws(HTTPServerError) -> (descriptor: Int32, port: Int) {
+    /// - Throws: `SocketError` when resolution, bind or listen fails.
+    public static func listen(host: String, port: Int, backlog: Int) throws(SocketError) -> (descriptor: Int32, port: Int) {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -27,18 +43,18 @@ enum Socket {
         defer { freeaddrinfo(list) }
 
         let descriptor = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw .socket(operation: "socket", errno: errno) }
+        guard descriptor >= 0 else { throw .systemCall(operation: "socket", errno: errno) }
         var one: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         guard bind(descriptor, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
             let code = errno
             close(descriptor)
-            throw .socket(operation: "bind \(host):\(port)", errno: code)
+            throw .systemCall(operation: "bind \(host):\(port)", errno: code)
         }
         guard Glibc.listen(descriptor, Int32(backlog)) == 0 else {
             let code = errno
             close(descriptor)
-            throw .socket(operation: "listen", errno: code)
+            throw .systemCall(operation: "listen", errno: code)
         }
         setNonBlocking(descriptor)
         var storage = sockaddr_storage()
@@ -49,7 +65,7 @@ enum Socket {
         guard named == 0 else {
             let code = errno
             close(descriptor)
-            throw .socket(operation: "getsockname", errno: code)
+            throw .systemCall(operation: "getsockname", errno: code)
         }
         return (descriptor, address(of: storage).port)
     }
@@ -58,7 +74,7 @@ enum Socket {
     ///
     /// - Returns: the descriptor and the peer address, `nil` when none is pending; a negative
     ///   descriptor carries the `errno` of a failure.
-    static func accept(_ listener: Int32) -> (descriptor: Int32, peer: String)? {
+    public static func accept(_ listener: Int32) -> (descriptor: Int32, peer: String)? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let descriptor = withUnsafeMutablePointer(to: &storage) {
@@ -78,7 +94,7 @@ enum Socket {
     }
 
     /// Receives into `buffer` without blocking.
-    static func receive(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Transfer {
+    public static func receive(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Transfer {
         let count = recv(descriptor, buffer.baseAddress, buffer.count, 0)
         if count > 0 { return .bytes(count) }
         if count == 0 { return .closed }
@@ -87,7 +103,7 @@ enum Socket {
     }
 
     /// Sends without blocking and without raising SIGPIPE on a closed peer.
-    static func send(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Transfer {
+    public static func send(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Transfer {
         guard bytes.count > 0 else { return .bytes(0) }
         let count = Glibc.send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
         if count >= 0 { return .bytes(count) }
@@ -96,11 +112,11 @@ enum Socket {
     }
 
     /// Ends our sending side (the peer reads end of file) while still receiving.
-    static func shutdownWrite(_ descriptor: Int32) {
+    public static func shutdownWrite(_ descriptor: Int32) {
         _ = shutdown(descriptor, Int32(SHUT_WR))
     }
 
-    static func close(_ descriptor: Int32) {
+    public static func close(_ descriptor: Int32) {
         _ = Glibc.close(descriptor)
     }
 

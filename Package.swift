@@ -23,11 +23,13 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
 
         .target(name: "TensorKit", dependencies: ["CBLAS"], swiftSettings: optimise),
         .target(name: "Permutations", dependencies: ["TensorKit", "CBLAS"], swiftSettings: optimise),
         .target(name: "NeuralNet", dependencies: ["Permutations", "TensorKit", "CBLAS"], swiftSettings: optimise),
-        .target(name: "Jigsaw", dependencies: ["NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib"], swiftSettings: optimise),
+        .target(name: "Jigsaw", dependencies: ["NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib", "CTurboJPEG", "CWebP"], swiftSettings: optimise),
         .target(name: "HTTPCore"),
         .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "NeuralNet", "Permutations", "TensorKit"]),
 

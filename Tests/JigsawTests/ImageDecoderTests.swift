@@ -315,6 +315,12 @@ struct ImageDecoderTests {
         let quarter = try ImageDecoder.decode(jpeg, maximumSamples: 16 << 20, maximumSide: 1000)
         #expect(quarter.width == 1008 && quarter.height == 756)
         #expect(quarter.pixels.count == 1008 * 756 * 3, "the only pixel buffer is the scaled one")
+        // The limit applies to the scaled buffer: exactly its size is enough, one sample less
+        // takes the decoder down to 1/8 rather than up to a larger buffer.
+        let tight = try ImageDecoder.decode(jpeg, maximumSamples: 1008 * 756 * 3, maximumSide: 1000)
+        #expect(tight.width == 1008 && tight.height == 756)
+        let tighter = try ImageDecoder.decode(jpeg, maximumSamples: 1008 * 756 * 3 - 1, maximumSide: 1000)
+        #expect(tighter.width == 504 && tighter.height == 378)
         // 1/4 would give 1008 < 1024, so 1/2.
         let half = try ImageDecoder.decode(jpeg, maximumSamples: 16 << 20, maximumSide: 1024)
         #expect(half.width == 2016 && half.height == 1512)

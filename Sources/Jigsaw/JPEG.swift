@@ -50,6 +50,12 @@ public enum JPEG {
         message.lowercased().contains("premature end")
     }
 
+    /// Whether the last failure is libjpeg's warning about extraneous bytes before a marker,
+    /// after which it decodes the rest normally.
+    private static func isBenignWarning(_ handle: tjhandle) -> Bool {
+        tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) && message(handle).contains("extraneous bytes")
+    }
+
     /// Whether an end-of-image marker lies among the last bytes (writers may pad after it).
     private static func endsWithEndOfImage(_ bytes: [UInt8]) -> Bool {
         let tail = bytes.suffix(64)
@@ -70,7 +76,7 @@ public enum JPEG {
             tjDecompressHeader3(handle, buffer.baseAddress, UInt(buffer.count), &width, &height, &subsampling, &colourSpace)
         }
         let markers = JPEGMarkers(bytes)
-        guard status == 0 else {
+        guard status == 0 || isBenignWarning(handle) else {
             let text = message(handle)
             if isTruncation(text) || markers.endedEarly { throw .truncated(.jpeg) }
             throw .corrupt(.jpeg, text)
@@ -165,8 +171,7 @@ public enum JPEG {
         if status != 0 {
             let text = message(handle)
             if isTruncation(text) || !endsWithEndOfImage(bytes) { throw .truncated(.jpeg) }
-            let benign = tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) && text.contains("extraneous bytes")
-            if !benign { throw .corrupt(.jpeg, text) }
+            if !isBenignWarning(handle) { throw .corrupt(.jpeg, text) }
         }
         if isCMYK { pixels = rgb(fromCMYK: pixels, inverted: header.hasAdobeMarker) }
         let image = Image(width: width, height: height, channels: header.channels, pixels: pixels)

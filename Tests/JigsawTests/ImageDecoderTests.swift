@@ -191,6 +191,17 @@ struct ImageDecoderTests {
         #expect(header.colourSpace == .yCbCr && !header.isProgressive && header.orientation == 1 && header.subsampling == 0)
     }
 
+    @Test("extraneous bytes before a marker only warn: the image decodes")
+    func extraneousBytes() throws {
+        let jpeg = Self.jpeg
+        let beforeTables = Array(jpeg[0..<20]) + [0x00, 0x01] + Array(jpeg[20...])
+        let beforeEnd = Array(jpeg.dropLast(2)) + [0x00, 0x11, 0xFF, 0xD9]
+        for bytes in [beforeTables, beforeEnd] {
+            let image = try ImageDecoder.decode(bytes)
+            #expect(image.width == 48 && image.height == 32 && meanDifference(image, Self.picture) < 3)
+        }
+    }
+
     @Test("progressive JPEG decodes like the baseline one")
     func progressiveJPEG() throws {
         let progressive = try JPEG.encode(Self.picture, quality: 95, subsampling: .s444, progressive: true)

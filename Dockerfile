@@ -1,9 +1,9 @@
 # Multi-stage build: compile with the official Swift image, run on a slim Debian with only the
-# three runtime libraries, the shipped models and the web page.
+# runtime libraries, the shipped models and the web page.
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas-dev libpng-dev zlib1g-dev pkgconf \
+      libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev libwebp-dev pkgconf \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -15,7 +15,7 @@ RUN swift build -c release --static-swift-stdlib --product jigsaw-server \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libpng16-16 zlib1g curl ca-certificates \
+      libopenblas0-pthread libpng16-16 zlib1g libturbojpeg0 libwebp7 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin jigsaw
 WORKDIR /srv

@@ -2,7 +2,7 @@
 SWIFT      ?= swift
 PORT       ?= 8080
 HOST       ?= 0.0.0.0
-APT_PKGS   := libopenblas-dev libpng-dev zlib1g-dev pkgconf
+APT_PKGS   := libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev libwebp-dev pkgconf
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps browser-deps build release test browser-test serve bench clean

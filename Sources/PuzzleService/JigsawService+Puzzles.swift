@@ -15,10 +15,10 @@ extension JigsawService {
     func solve(_ request: HTTPRequest) throws -> HTTPResponse {
         let cells: [Image], temperature: Float?, iterations: Int
         let model: ServiceModel, network: JigsawNetworkConfiguration, origin: String
-        switch try RequestContent.kind(of: request, accepting: [.png, .json]) {
-        case .png:
+        switch try RequestContent.kind(of: request, accepting: [.image, .json]) {
+        case .image:
             (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
-            let image = try RequestContent.decodePNG(request.body, maximumSamples: configuration.maximumImageSamples)
+            let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
             cells = try PuzzleSolver.cells(of: image, grid: network.grid)
             temperature = try request.temperature(default: nil)
             iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
@@ -35,7 +35,7 @@ extension JigsawService {
                 origin = "pieces"
             case (nil, let image?):
                 let bytes = try RequestContent.base64(image, field: "image")
-                let decoded = try RequestContent.decodePNG(bytes, maximumSamples: configuration.maximumImageSamples)
+                let decoded = try RequestContent.decodeImage(bytes, maximumSamples: configuration.maximumImageSamples)
                 cells = try PuzzleSolver.cells(of: decoded, grid: network.grid)
                 origin = "upload"
             default:
@@ -65,7 +65,7 @@ extension JigsawService {
             switch piece {
             case .png(let text):
                 let bytes = try RequestContent.base64(text, field: field)
-                image = try RequestContent.decodePNG(bytes, maximumSamples: configuration.maximumImageSamples)
+                image = try RequestContent.decodeImage(bytes, maximumSamples: configuration.maximumImageSamples)
             case .plane(let plane):
                 image = try RequestContent.image(planes: [plane], field: field)
             case .planes(let planes):
@@ -169,11 +169,11 @@ extension JigsawService {
     /// `π = SeededGenerator(seed: S).permutation(G²)`. JSON by default (base64 PNG plus `π`); with
     /// `Accept: image/png` the PNG with `X-Permutation`, `X-Grid` and `X-Seed` headers.
     func scrambleUpload(_ request: HTTPRequest) throws -> HTTPResponse {
-        _ = try RequestContent.kind(of: request, accepting: [.png])
+        _ = try RequestContent.kind(of: request, accepting: [.image])
         let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid) ?? 3
         let seed = try request.seed() ?? makeSeed()
         let wantsPNG = try request.wantsPNG()
-        let image = try RequestContent.decodePNG(request.body, maximumSamples: configuration.maximumImageSamples)
+        let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
         let cells = try PuzzleSolver.cells(of: image, grid: grid)
         var generator = SeededGenerator(seed: seed)
         let scrambled = PuzzleSolver.scramble(cells, generator: &generator)

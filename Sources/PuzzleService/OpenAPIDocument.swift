@@ -52,7 +52,7 @@ enum OpenAPIDocument {
     },
     "/v1/solve": {
       "post": {"summary": "Solve a scrambled puzzle", "operationId": "solve",
-        "description": "Body: a scrambled PNG (any colour type, bit depth or interlacing), or JSON with pieces (base64 PNGs or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 PNG). An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
+        "description": "Body: a scrambled image, PNG (any colour type, bit depth or interlacing), JPEG (baseline or progressive, gray, YCbCr or CMYK; EXIF orientation applied; photos decoded at the 1/2, 1/4 or 1/8 DCT scale that keeps at least 1024 px on the long side) or still WebP, or JSON with pieces (base64 images or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 image). The format is read from the magic bytes, whatever the Content-Type says; GIF, BMP, TIFF, HEIC and AVIF get 415 unsupported_image_format, animations 422. An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
         "parameters": [
           {"$ref": "#/components/parameters/Model"},
           {"$ref": "#/components/parameters/TauOptional"},
@@ -60,6 +60,8 @@ enum OpenAPIDocument {
           {"$ref": "#/components/parameters/Format"}],
         "requestBody": {"required": true, "content": {
           "image/png": {"schema": {"type": "string", "format": "binary"}},
+          "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+          "image/webp": {"schema": {"type": "string", "format": "binary"}},
           "application/json": {"schema": {"$ref": "#/components/schemas/SolveRequest"}}}},
         "responses": {
           "200": {"description": "The solved puzzle; with Accept: image/png the reconstructed PNG (headers X-Puzzle-Id, X-Permutation, X-Model)",
@@ -104,13 +106,16 @@ enum OpenAPIDocument {
         "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}}}
     },
     "/v1/scramble": {
-      "post": {"summary": "Cut an uploaded PNG into a grid and shuffle the cells", "operationId": "scramble",
+      "post": {"summary": "Cut an uploaded PNG, JPEG or WebP image into a grid and shuffle the cells", "operationId": "scramble",
         "description": "The image is centre-cropped to a multiple of the grid; pi = SeededGenerator(seed).permutation(grid^2) and scrambled slot s receives original cell pi[s], so pi is the answer in the solve convention. JSON by default; with Accept: image/png (or format=png) the PNG itself with headers X-Permutation (comma-separated pi), X-Grid and X-Seed.",
         "parameters": [
           {"name": "grid", "in": "query", "required": false, "description": "Pieces per side (default 3)", "schema": {"type": "integer", "minimum": 1, "maximum": 16, "default": 3}},
           {"name": "seed", "in": "query", "required": false, "description": "Seed of the shuffle; drawn by the server (and returned) when absent", "schema": {"type": "integer", "minimum": 0}},
           {"$ref": "#/components/parameters/Format"}],
-        "requestBody": {"required": true, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        "requestBody": {"required": true, "content": {
+          "image/png": {"schema": {"type": "string", "format": "binary"}},
+          "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+          "image/webp": {"schema": {"type": "string", "format": "binary"}}}},
         "responses": {
           "200": {"description": "The scrambled image and its permutation", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Scramble"}},

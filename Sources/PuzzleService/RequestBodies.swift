@@ -5,7 +5,7 @@ import Jigsaw
 /// The JSON body of `POST /v1/solve`: either `pieces` or `image`.
 struct SolveRequestBody: Decodable {
     var pieces: [PieceInput]?
-    /// A whole scrambled image as a base64 PNG.
+    /// A whole scrambled image as a base64 PNG, JPEG or WebP.
     var image: String?
     var model: String?
     var tau: Double?
@@ -42,29 +42,40 @@ struct SortRequestBody: Decodable {
     var iterations: Int?
 }
 
-/// Reading request content: media types, JSON, base64 PNGs and number arrays.
+/// Reading request content: media types, JSON, base64 images and number arrays.
 enum RequestContent {
-    /// The kinds of content a route can take.
-    enum Kind { case png, json }
+    /// The kinds of content a route can take: an image (PNG, JPEG or WebP) or JSON.
+    enum Kind { case image, json }
 
-    static let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The image media types a route taking images lists.
+    static let imageMediaTypes = ["image/png", "image/jpeg", "image/webp"]
+
+    /// The longest side an uploaded photo is decoded at when it is larger: puzzles are cut from
+    /// it and shown at `ServiceConfiguration.displaySize`, so more pixels only cost memory.
+    /// JPEGs are decoded at the DCT scale that keeps at least this side.
+    static let decodedSide = 1024
 
     /// What the content is: by `Content-Type`, or for a missing or generic type by its first bytes.
+    ///
+    /// Any `image/*` type (and a missing or generic type whose bytes are a recognised image
+    /// format) is an image; the image decoder then goes by the magic bytes alone, so a JPEG sent
+    /// as `image/png` decodes as the JPEG it is, and a GIF gets the decoder's 415
+    /// `unsupported_image_format` naming it rather than a generic media-type refusal.
     /// - Throws: `empty_body`, `unsupported_media_type`.
     static func kind(of request: HTTPRequest, accepting accepted: [Kind]) throws(ServiceError) -> Kind {
         guard !request.body.isEmpty else { throw .emptyBody }
         let mediaType = (request.headers["Content-Type"] ?? "").split(separator: ";").first
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let names = accepted.map { $0 == .png ? "image/png" : "application/json" }
+        let names = accepted.flatMap { $0 == .image ? imageMediaTypes : ["application/json"] }
         let kind: Kind?
         switch mediaType {
-        case "image/png": kind = .png
+        case _ where mediaType.hasPrefix("image/"): kind = .image
         case "application/json": kind = .json
         case _ where mediaType.hasSuffix("+json"): kind = .json
         // curl's --data-binary sends form-urlencoded unless told otherwise: judge by content.
         case "", "application/octet-stream", "application/x-www-form-urlencoded":
-            if request.body.starts(with: pngSignature) {
-                kind = .png
+            if ImageFormat.sniff(request.body) != nil {
+                kind = .image
             } else if request.body.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") {
                 kind = .json
             } else {
@@ -143,10 +154,11 @@ enum RequestContent {
         return Image(width: width, height: height, channels: channels, pixels: pixels)
     }
 
-    /// Decodes PNG bytes under the sample limit.
-    static func decodePNG(_ bytes: [UInt8], maximumSamples: Int) throws(ServiceError) -> Image {
+    /// Decodes PNG, JPEG or WebP bytes (by their magic bytes) under the sample limit, large
+    /// JPEGs at a reduced DCT scale (see ``decodedSide``).
+    static func decodeImage(_ bytes: [UInt8], maximumSamples: Int) throws(ServiceError) -> Image {
         do {
-            return try PNG.decode(bytes, maximumSamples: maximumSamples)
+            return try ImageDecoder.decode(bytes, maximumSamples: maximumSamples, maximumSide: decodedSide)
         } catch {
             throw ServiceError.wrapping(error)
         }

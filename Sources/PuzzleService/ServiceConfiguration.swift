@@ -2,8 +2,9 @@ import Jigsaw
 
 /// The service's own limits and defaults (the HTTP limits live in `HTTPServerConfiguration`).
 public struct ServiceConfiguration: Sendable {
-    /// Most `width × height × channels` of an uploaded PNG (whole image or one piece); a larger
-    /// declared size is refused with 413 before any pixel is allocated.
+    /// Most `width × height × channels` of an uploaded image (whole image or one piece) as decoded
+    /// (a large JPEG at its DCT scale); a larger size is refused with 413 on the header, before
+    /// any pixel is allocated.
     public var maximumImageSamples: Int
     /// Most samples over all pieces of one piece list.
     public var maximumPieceListSamples: Int

@@ -17,13 +17,16 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case invalidJSON(String)
     /// The request has no content where the route needs some. → 400 `empty_body`
     case emptyBody
-    /// The uploaded data is not a PNG image or is a corrupt one. → 400 `invalid_image`
+    /// The uploaded data is no image, or a corrupt or truncated PNG, JPEG or WebP. → 400 `invalid_image`
     case invalidImage(String)
     /// An image whose declared size exceeds the decode limit; refused before its pixels are
     /// allocated. → 413 `image_too_large`
     case imageTooLarge(width: Int, height: Int, channels: Int, limit: Int)
     /// The content type is none of those the route accepts. → 415 `unsupported_media_type`
     case unsupportedMediaType(found: String, accepted: [String])
+    /// An image in a format recognised by its magic bytes but not decoded (GIF, BMP, TIFF, HEIC,
+    /// …); the message names it. → 415 `unsupported_image_format`
+    case unsupportedImageFormat(String)
     /// Well-formed input that cannot make a puzzle or list for the chosen model (wrong piece
     /// count, pieces of different sizes, values out of range, an image smaller than the grid).
     /// → 422 `unprocessable_input`
@@ -45,7 +48,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         switch self {
         case .invalidParameter, .invalidJSON, .emptyBody, .invalidImage: .badRequest
         case .imageTooLarge: .contentTooLarge
-        case .unsupportedMediaType: .unsupportedMediaType
+        case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
         case .noModel: .serviceUnavailable
@@ -61,6 +64,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .invalidImage: "invalid_image"
         case .imageTooLarge: "image_too_large"
         case .unsupportedMediaType: "unsupported_media_type"
+        case .unsupportedImageFormat: "unsupported_image_format"
         case .unprocessableInput: "unprocessable_input"
         case .numericalFailure: "numerical_failure"
         case .modelNotFound: "model_not_found"
@@ -81,6 +85,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
             "image of \(width)×\(height)×\(channels) samples exceeds the limit of \(limit) samples"
         case .unsupportedMediaType(let found, let accepted):
             "content type '\(found)' is not supported; send one of \(accepted.joined(separator: ", "))"
+        case .unsupportedImageFormat(let message): message
         case .unprocessableInput(let message): message
         case .numericalFailure(let message): message
         case .modelNotFound(let name, let available):
@@ -94,7 +99,8 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
 
     /// Translates an error from the libraries into the service's terms.
     ///
-    /// PNG errors become `invalid_image` / `image_too_large`; Sinkhorn and assignment errors on
+    /// Image decoding errors become `invalid_image` (corrupt, truncated or unrecognised data),
+    /// `image_too_large`, `unsupported_image_format` or, for an animation, `unprocessable_input`; Sinkhorn and assignment errors on
     /// non-finite numbers become `numerical_failure`; configuration errors of a model or a file
     /// become `unprocessable_input`; anything else still becomes a JSON error, never a crash.
     public static func wrapping(_ error: any Error) -> ServiceError {
@@ -106,6 +112,17 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
             case .imageTooLarge(let width, let height, let channels, let limit):
                 return .imageTooLarge(width: width, height: height, channels: channels, limit: limit)
             case .notPNG, .decodingFailed, .encodingFailed:
+                return .invalidImage(error.description)
+            }
+        case let error as ImageDecodingError:
+            switch error {
+            case .tooLarge(let width, let height, let channels, let limit):
+                return .imageTooLarge(width: width, height: height, channels: channels, limit: limit)
+            case .unsupportedFormat:
+                return .unsupportedImageFormat(error.description)
+            case .animated:
+                return .unprocessableInput(error.description)
+            case .unrecognisedFormat, .truncated, .corrupt:
                 return .invalidImage(error.description)
             }
         case let error as SinkhornError:

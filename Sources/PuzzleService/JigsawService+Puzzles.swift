@@ -15,6 +15,8 @@ extension JigsawService {
     func solve(_ request: HTTPRequest) throws -> HTTPResponse {
         let cells: [Image], temperature: Float?, iterations: Int
         let model: ServiceModel, network: JigsawNetworkConfiguration, origin: String
+        // Every parameter is checked before the network runs and a puzzle is stored.
+        let wantsPNG = try request.wantsPNG()
         switch try RequestContent.kind(of: request, accepting: [.image, .json]) {
         case .image:
             (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
@@ -44,7 +46,7 @@ extension JigsawService {
         }
         let puzzle = try solvePuzzle(cells, model: model, configuration: network, temperature: temperature,
                                      iterations: iterations, origin: origin)
-        if try request.wantsPNG() {
+        if wantsPNG {
             return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation])), headers: [
                 ("X-Puzzle-Id", puzzle.stored.id), ("X-Model", model.name),
                 ("X-Permutation", puzzle.stored.permutation.map(String.init).joined(separator: ",")),

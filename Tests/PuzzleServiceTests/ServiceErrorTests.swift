@@ -130,6 +130,21 @@ struct ServiceErrorTests {
         }
     }
 
+    @Test("a solve with a bad format is refused before the network runs and stores nothing")
+    func solveFormatCheckedFirst() throws {
+        try withService(models: [try intensityModel(grid: 2)]) { port, _ in
+            let reply = try request("POST", "/v1/solve?format=gif", port: port, headers: ["Content-Type": "image/png"],
+                                    body: Self.goodPNG)
+            #expect(reply.status == 400 && reply.errorCode == "invalid_parameter", "\(reply.text)")
+            let metrics = try get("/metrics", port: port).text
+            #expect(metrics.contains("jigsaw_puzzles_solved_total{model=\"intensity-2x2\"} 0"), "no puzzle was solved: \(metrics)")
+            let solved = try request("POST", "/v1/solve?format=json", port: port, headers: ["Content-Type": "image/png"],
+                                     body: Self.goodPNG)
+            #expect(solved.status == 200)
+            #expect(try get("/metrics", port: port).text.contains("jigsaw_puzzles_solved_total{model=\"intensity-2x2\"} 1"))
+        }
+    }
+
     @Test("no jigsaw model: readyz and solve answer 503")
     func noModels() throws {
         try withService(models: []) { port, _ in

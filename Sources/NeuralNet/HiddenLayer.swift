@@ -8,9 +8,7 @@ public final class HiddenLayer: JigsawStage {
     /// The set context whose term is added to the pre-activation.
     public let context: SetContext?
 
-    private var rowBuffers = RowBuffers()
-    private var partials = FloatBuffer(count: 0)
-    private var workers = 0
+    private var storage = LinearStageBuffers()
 
     /// - Parameters:
     ///   - linear: `A`, `a` (named `g_2.0`).
@@ -22,16 +20,11 @@ public final class HiddenLayer: JigsawStage {
 
     public var parameters: [Parameter] { linear.parameters }
     public var outputFeatures: Int { linear.outputFeatures }
-    public var activations: UnsafeMutablePointer<Float> { rowBuffers.output.pointer }
-    public var activationGradient: UnsafeMutablePointer<Float> { rowBuffers.gradient.pointer }
+    public var activations: UnsafeMutablePointer<Float> { storage.rows.output.pointer }
+    public var activationGradient: UnsafeMutablePointer<Float> { storage.rows.gradient.pointer }
     public func checkParameterShapes() { linear.checkParameterShapes() }
 
-    public func prepare(_ pass: StagePass) {
-        if rowBuffers.prepare(rows: pass.rows, width: outputFeatures) || workers != pass.workers {
-            workers = pass.workers
-            partials = FloatBuffer(count: workers * linear.partialStride)
-        }
-    }
+    public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
 
     public func forward(_ pass: StagePass) {
         let (input, output, units, n) = (pass.input, activations, outputFeatures, pass.piecesPerPuzzle)
@@ -53,17 +46,11 @@ public final class HiddenLayer: JigsawStage {
     }
 
     public func backward(_ pass: StagePass) {
-        let (input, output, dHidden, units) = (pass.input, UnsafePointer(activations), activationGradient, outputFeatures)
-        let (partials, stride, inputGradient) = (partials.pointer, linear.partialStride, pass.inputGradient)
-        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { worker, range in
+        let (output, dHidden, units) = (UnsafePointer(activations), activationGradient, outputFeatures)
+        storage.backward(linear, pass: pass, outputGradient: dHidden) { range in
             let offset = range.lowerBound * units
             ReLU.mask(dHidden + offset, output: output + offset, count: range.count * units)
-            let partial = partials + worker * stride
-            partial.update(repeating: 0, count: stride)
-            linear.backward(input: input, outputGradient: dHidden, range: range, partial: partial,
-                            inputGradient: inputGradient)
         }
-        linear.reducePartials(partials, workers: pass.workers)
         context?.collect(preActivationGradient: dHidden, pass: pass)
     }
 }

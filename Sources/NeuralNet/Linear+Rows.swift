@@ -61,6 +61,37 @@ extension Linear {
     }
 }
 
+/// The buffers of a stage built on one Linear layer: its output rows and their gradient, and the
+/// per-worker partial gradients of the layer.
+struct LinearStageBuffers {
+    private(set) var rows = RowBuffers()
+    private(set) var partials = FloatBuffer(count: 0)
+    private var workers = 0
+
+    /// Sizes the buffers for `pass` (reallocated only when the geometry changes).
+    mutating func prepare(_ pass: StagePass, linear: Linear) {
+        if rows.prepare(rows: pass.rows, width: linear.outputFeatures) || workers != pass.workers {
+            workers = pass.workers
+            partials = FloatBuffer(count: workers * linear.partialStride)
+        }
+    }
+
+    /// The layer's backward over the pass's rows from `dY` (`before` runs first on each worker's
+    /// range, e.g. an activation's mask), partial gradients reduced in worker order.
+    func backward(_ linear: Linear, pass: StagePass, outputGradient: UnsafeMutablePointer<Float>,
+                  before: (Range<Int>) -> Void = { _ in }) {
+        let (input, partials, stride, inputGradient) = (pass.input, partials.pointer, linear.partialStride, pass.inputGradient)
+        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { worker, range in
+            before(range)
+            let partial = partials + worker * stride
+            partial.update(repeating: 0, count: stride)
+            linear.backward(input: input, outputGradient: outputGradient, range: range, partial: partial,
+                            inputGradient: inputGradient)
+        }
+        linear.reducePartials(partials, workers: pass.workers)
+    }
+}
+
 /// Buffers sized for a row count, reallocated only when it changes.
 struct RowBuffers {
     private(set) var rows = -1

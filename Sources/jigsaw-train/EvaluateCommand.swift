@@ -76,18 +76,11 @@ struct EvaluationReport: Encodable {
     var evaluation: JigsawEvaluation
     var identicalPieceBound: JigsawEvaluation?
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        init(stringValue: String) { self.stringValue = stringValue }
-        var intValue: Int? { nil }
-        init?(intValue: Int) { nil }
-    }
-
     func encode(to encoder: Encoder) throws {
         try evaluation.encode(to: encoder)
         if let identicalPieceBound {
-            var container = encoder.container(keyedBy: Key.self)
-            try container.encode(identicalPieceBound, forKey: Key(stringValue: "identical_piece_bound"))
+            var container = encoder.container(keyedBy: NamedCodingKey.self)
+            try container.encode(identicalPieceBound, forKey: NamedCodingKey(stringValue: "identical_piece_bound"))
         }
     }
 }

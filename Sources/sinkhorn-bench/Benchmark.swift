@@ -1,3 +1,4 @@
+import TensorKit
 import Foundation
 
 /// One benchmark: an op name (the fixed `op` key of the JSON line) and a body that measures and prints.
@@ -71,16 +72,9 @@ private enum BenchValue: Encodable {
 private struct BenchLine: Encodable {
     var fields: [(key: String, value: BenchValue)]
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        init(stringValue: String) { self.stringValue = stringValue }
-        var intValue: Int? { nil }
-        init?(intValue: Int) { nil }
-    }
-
     func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        for (key, value) in fields { try container.encode(value, forKey: Key(stringValue: key)) }
+        var container = encoder.container(keyedBy: NamedCodingKey.self)
+        for (key, value) in fields { try container.encode(value, forKey: NamedCodingKey(stringValue: key)) }
     }
 }
 

@@ -1,0 +1,71 @@
+import Foundation
+import Jigsaw
+import Testing
+import TensorKit
+
+@Suite struct PhotoDatasetTests {
+    private func photos() -> PhotoCollection {
+        let a = Image(tensor: smoothImage(side: 120))
+        var b = Image(width: 200, height: 150, channels: 3)
+        for y in 0..<150 { for x in 0..<200 { for c in 0..<3 { b[x, y, c] = UInt8((x + 2 * y + 40 * c) % 256) } } }
+        return PhotoCollection(images: [a, b], sources: ["a.png", "b.png"])
+    }
+
+    @Test func cropsAreDeterministicFromTheSeed() {
+        let sampler = PhotoCropSampler(photos: photos(), side: 48, scales: 0.5...1.0)
+        let first = sampler.batch(count: 6, seed: 11)
+        #expect(first == sampler.batch(count: 6, seed: 11))
+        #expect(first != sampler.batch(count: 6, seed: 12))
+        #expect(first.count == 6 && first.channels == 3 && first.height == 48 && first.width == 48)
+    }
+
+    @Test func fullScaleUnflippedCropOfASquarePhotoIsTheResizedPhoto() {
+        let collection = photos()
+        let sampler = PhotoCropSampler(photos: collection, side: 60, scales: 1.0...1.0, flipProbability: 0)
+        var generator = SeededGenerator(seed: 3)
+        let crop = sampler.crop(photo: 0, generator: &generator)
+        #expect(crop == collection.images[0].resized(width: 60, height: 60, filter: .area))
+        let mirrored = PhotoCropSampler(photos: collection, side: 60, scales: 1.0...1.0, flipProbability: 1)
+        var again = SeededGenerator(seed: 3)
+        let flipped = mirrored.crop(photo: 0, generator: &again)
+        #expect(flipped[0, 10, 1] == crop[59, 10, 1])
+    }
+
+    @Test func testCropsAreCentred() {
+        let crops = photos().testCrops(side: 50)
+        #expect(crops.count == 2 && crops.sources == ["a.png", "b.png"])
+        let expected = photos().images[1].centerCropped(width: 150, height: 150).resized(width: 50, height: 50, filter: .area)
+        #expect(crops.image(at: 1) == expected)
+    }
+
+    @Test func loadsPNGsRecursivelyAndCountsUndecodableFormats() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let png = try PNG.encode(photos().images[1])
+        try Data(png).write(to: directory.appendingPathComponent("sub/b.png"))
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).write(to: directory.appendingPathComponent("c.jpg"))
+        let collection = try PhotoCollection.load(directory: directory.path)
+        #expect(collection.sources == ["sub/b.png"])
+        #expect(collection.images == [photos().images[1]])
+        #expect(collection.skipped == ["jpeg": 1])
+    }
+
+    /// The classic baseline on a folder of test photos: `PHOTO_DIR=/path/to/test swift test --filter
+    /// ClassicBaselineOnPhotos`; prints one line per grid (optional `PHOTO_SCRAMBLES`, default 4).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PHOTO_DIR"] != nil))
+    func classicBaselineOnPhotos() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let photos = try PhotoCollection.load(directory: environment["PHOTO_DIR"]!)
+        let scrambles = Int(environment["PHOTO_SCRAMBLES"] ?? "") ?? 4
+        let settings = (environment["PHOTO_SETTINGS"] ?? "2x64,3x64,4x64,5x64,3x128").split(separator: ",")
+        for setting in settings {
+            let parts = setting.split(separator: "x").compactMap { Int($0) }
+            let result = ClassicBaseline.evaluate(photos: photos, grid: parts[0], pieceSide: parts[1], scrambles: scrambles, seed: 2026)
+            let m = result.metrics
+            print(String(format: "classic-baseline grid %d piece %d photos %d puzzles %d tau %.4f wrong %.4f any %.4f grid-acc %.4f ms %.2f",
+                         result.grid, result.pieceSide, result.photos, result.puzzles, m.meanKendallTau,
+                         m.meanProportionWrong, m.proportionAnyWrong, result.gridAccuracy, result.meanSolveMilliseconds))
+        }
+    }
+}

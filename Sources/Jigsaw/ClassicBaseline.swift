@@ -11,6 +11,8 @@ public enum ClassicBaseline {
         public var grid: Int
         public var pieceSide: Int
         public var photos: Int
+        /// Distinct crops evaluated (`photos · cropsPerPhoto`).
+        public var crops: Int
         public var metrics: PermutationMetricsAccumulator
         /// Scrambled images whose grid `GridDetector` found.
         public var gridDetected: Int
@@ -31,14 +33,16 @@ public enum ClassicBaseline {
         return (pieces, permutations[0], Image(tensor: joined.reshaped([joined.shape[1], joined.shape[2], joined.shape[3]])))
     }
 
-    /// Evaluates on `photos.testCrops(side: grid · pieceSide)` with `scrambles` permutations per
-    /// photo, drawn from `SeededGenerator(seed:).derived(photo index)`; photos run in parallel.
+    /// Evaluates on `photos.testCrops(side: grid · pieceSide, perPhoto: cropsPerPhoto)` with
+    /// `scrambles` permutations per crop, drawn from `SeededGenerator(seed:).derived(crop index)`;
+    /// crops run in parallel. The solver is equivariant to the scramble (up to ties), so distinct
+    /// crops, not scrambles, are what widen the sample.
     public static func evaluate(
         photos: PhotoCollection, grid: Int, pieceSide: Int, scrambles: Int = 4, seed: UInt64 = 0,
         measure: EdgeCompatibility.Measure = .prediction(), detector: GridDetector = GridDetector(),
-        beamWidth: Int = 256
+        beamWidth: Int = 256, cropsPerPhoto: Int = 1
     ) -> Result {
-        let crops = photos.testCrops(side: grid * pieceSide)
+        let crops = photos.testCrops(side: grid * pieceSide, perPhoto: cropsPerPhoto)
         let root = SeededGenerator(seed: seed)
         let partials = UnsafeMutableBufferPointer<(PermutationMetricsAccumulator, Int, Double)>.allocate(capacity: crops.count)
         partials.initialize(repeating: (PermutationMetricsAccumulator(), 0, 0))
@@ -66,7 +70,7 @@ public enum ClassicBaseline {
         var detected = 0
         var milliseconds = 0.0
         for (m, d, t) in partials { metrics.merge(m); detected += d; milliseconds += t }
-        return Result(grid: grid, pieceSide: pieceSide, photos: crops.count, metrics: metrics, gridDetected: detected,
+        return Result(grid: grid, pieceSide: pieceSide, photos: photos.images.count, crops: crops.count, metrics: metrics, gridDetected: detected,
                       meanSolveMilliseconds: metrics.puzzles == 0 ? 0 : milliseconds / Double(metrics.puzzles))
     }
 }

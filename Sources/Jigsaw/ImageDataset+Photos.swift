@@ -98,14 +98,33 @@ public struct PhotoCollection: Sendable {
         return PhotoCollection(images: images, sources: sources, skipped: skipped)
     }
 
-    /// One fixed evaluation crop per photo: the central square of side `min(W, H)`, resized (area
-    /// filter; bilinear when enlarging) to `side × side`. `sources` are the photo names.
-    public func testCrops(side: Int) -> ImageDataset {
-        let crops = images.map { image -> Image in
-            let s = min(image.width, image.height)
-            return PhotoCropSampler.resize(image.centerCropped(width: s, height: s), side: side)
+    /// Fixed evaluation crops, `perPhoto` of each photo (photo-major), resized (area filter;
+    /// bilinear when enlarging) to `side × side`. Crop 0 is the central square of side `min(W, H)`;
+    /// crop `k ≥ 1` has side `scale · min(W, H)` with `scale` cycling through 1, 0.75, 0.6 and its
+    /// top-left corner at fractions `(frac(k · 0.618034), frac(0.5 + k · 0.381966))` of the free
+    /// range along x and y. `sources` are the photo names.
+    public func testCrops(side: Int, perPhoto: Int = 1) -> ImageDataset {
+        precondition(perPhoto >= 1, "at least one crop per photo")
+        var crops: [Image] = [], names: [String] = []
+        for (image, name) in zip(images, sources) {
+            let shorter = min(image.width, image.height)
+            for k in 0..<perPhoto {
+                let crop: Image
+                if k == 0 {
+                    crop = image.centerCropped(width: shorter, height: shorter)
+                } else {
+                    let scale = [1.0, 0.75, 0.6][(k - 1) % 3]
+                    let s = max(1, Int((scale * Double(shorter)).rounded()))
+                    let fx = (Double(k) * 0.618034).truncatingRemainder(dividingBy: 1)
+                    let fy = (0.5 + Double(k) * 0.381966).truncatingRemainder(dividingBy: 1)
+                    let x0 = Int((fx * Double(image.width - s)).rounded()), y0 = Int((fy * Double(image.height - s)).rounded())
+                    crop = image.cropped(x: x0, y: y0, side: s)
+                }
+                crops.append(PhotoCropSampler.resize(crop, side: side))
+                names.append(name)
+            }
         }
-        return ImageDataset(photos: crops, side: side, sources: sources)
+        return ImageDataset(photos: crops, side: side, sources: names)
     }
 }
 
@@ -141,16 +160,7 @@ public struct PhotoCropSampler: Sendable {
         let x0 = generator.nextInt(below: image.width - s + 1)
         let y0 = generator.nextInt(below: image.height - s + 1)
         let flip = generator.nextUniformDouble() < flipProbability
-        let c = image.channels
-        var pixels = [UInt8](repeating: 0, count: s * s * c)
-        for y in 0..<s {
-            for x in 0..<s {
-                let sx = flip ? x0 + s - 1 - x : x0 + x
-                let from = ((y0 + y) * image.width + sx) * c, to = (y * s + x) * c
-                for k in 0..<c { pixels[to + k] = image.pixels[from + k] }
-            }
-        }
-        return Self.resize(Image(width: s, height: s, channels: c, pixels: pixels), side: side)
+        return Self.resize(image.cropped(x: x0, y: y0, side: s, mirrored: flip), side: side)
     }
 
     /// `count` crops, photo indices uniform with replacement, all drawn from `SeededGenerator(seed:)`.
@@ -168,6 +178,23 @@ public struct PhotoCropSampler: Sendable {
     static func resize(_ image: Image, side: Int) -> Image {
         let rgb = image.channels == 3 ? image : image.converted(toChannels: 3)
         return rgb.resized(width: side, height: side, filter: rgb.width >= side ? .area : .bilinear)
+    }
+}
+
+extension Image {
+    /// The `side × side` square with top-left corner `(x, y)`, mirrored left-right when `mirrored`.
+    func cropped(x x0: Int, y y0: Int, side s: Int, mirrored: Bool = false) -> Image {
+        precondition(x0 >= 0 && y0 >= 0 && x0 + s <= width && y0 + s <= height, "crop outside the image")
+        let c = channels
+        var output = [UInt8](repeating: 0, count: s * s * c)
+        for y in 0..<s {
+            for x in 0..<s {
+                let sx = mirrored ? x0 + s - 1 - x : x0 + x
+                let from = ((y0 + y) * width + sx) * c, to = (y * s + x) * c
+                for k in 0..<c { output[to + k] = pixels[from + k] }
+            }
+        }
+        return Image(width: s, height: s, channels: c, pixels: output)
     }
 }
 

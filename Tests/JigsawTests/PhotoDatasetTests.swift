@@ -31,6 +31,14 @@ import TensorKit
         #expect(flipped[0, 10, 1] == crop[59, 10, 1])
     }
 
+    @Test func severalFixedCropsPerPhoto() {
+        let crops = photos().testCrops(side: 40, perPhoto: 4)
+        #expect(crops.count == 8 && crops.sources == ["a.png", "a.png", "a.png", "a.png", "b.png", "b.png", "b.png", "b.png"])
+        #expect(crops == photos().testCrops(side: 40, perPhoto: 4))
+        #expect(crops.image(at: 0) == photos().testCrops(side: 40).image(at: 0))
+        #expect(crops.image(at: 5) != crops.image(at: 6))
+    }
+
     @Test func testCropsAreCentred() {
         let crops = photos().testCrops(side: 50)
         #expect(crops.count == 2 && crops.sources == ["a.png", "b.png"])
@@ -52,19 +60,23 @@ import TensorKit
     }
 
     /// The classic baseline on a folder of test photos: `PHOTO_DIR=/path/to/test swift test --filter
-    /// ClassicBaselineOnPhotos`; prints one line per grid (optional `PHOTO_SCRAMBLES`, default 4).
+    /// ClassicBaselineOnPhotos`; prints one line per grid (optional `PHOTO_SCRAMBLES`, default 4;
+    /// `PHOTO_SETTINGS` like `3x64,3x128`; `PHOTO_MEASURE=mgc` for Gallagher's measure; `PHOTO_CROPS` fixed crops per photo, default 1).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["PHOTO_DIR"] != nil))
     func classicBaselineOnPhotos() throws {
         let environment = ProcessInfo.processInfo.environment
         let photos = try PhotoCollection.load(directory: environment["PHOTO_DIR"]!)
         let scrambles = Int(environment["PHOTO_SCRAMBLES"] ?? "") ?? 4
+        let cropsPerPhoto = Int(environment["PHOTO_CROPS"] ?? "") ?? 1
+        let measure: EdgeCompatibility.Measure = environment["PHOTO_MEASURE"] == "mgc" ? .mahalanobisGradient : .prediction()
         let settings = (environment["PHOTO_SETTINGS"] ?? "2x64,3x64,4x64,5x64,3x128").split(separator: ",")
         for setting in settings {
             let parts = setting.split(separator: "x").compactMap { Int($0) }
-            let result = ClassicBaseline.evaluate(photos: photos, grid: parts[0], pieceSide: parts[1], scrambles: scrambles, seed: 2026)
+            let result = ClassicBaseline.evaluate(photos: photos, grid: parts[0], pieceSide: parts[1], scrambles: scrambles, seed: 2026,
+                                                    measure: measure, cropsPerPhoto: cropsPerPhoto)
             let m = result.metrics
-            print(String(format: "classic-baseline grid %d piece %d photos %d puzzles %d tau %.4f wrong %.4f any %.4f grid-acc %.4f ms %.2f",
-                         result.grid, result.pieceSide, result.photos, result.puzzles, m.meanKendallTau,
+            print(String(format: "classic-baseline grid %d piece %d photos %d crops %d puzzles %d tau %.4f wrong %.4f any %.4f grid-acc %.4f ms %.2f",
+                         result.grid, result.pieceSide, result.photos, result.crops, result.puzzles, m.meanKendallTau,
                          m.meanProportionWrong, m.proportionAnyWrong, result.gridAccuracy, result.meanSolveMilliseconds))
         }
     }

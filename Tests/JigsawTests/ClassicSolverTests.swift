@@ -5,7 +5,7 @@ import Testing
 import TensorKit
 
 /// A smooth RGB test image in [0, 1]: gradients plus low-frequency sinusoids, different per channel.
-func smoothImage(side: Int, phase: Double = 0) -> Tensor {
+func smoothTestPicture(side: Int, phase: Double = 0) -> Tensor {
     var t = Tensor(shape: [3, side, side])
     let s = Double(side)
     for c in 0..<3 {
@@ -54,7 +54,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     @Test(arguments: [EdgeCompatibility.Measure.prediction(), .prediction(p: 0.3, q: 1.0 / 16), .mahalanobisGradient])
     func trueRightNeighbourIsCheapest(measure: EdgeCompatibility.Measure) {
         let grid = 3
-        let pieces = Puzzle.cut(smoothImage(side: 96), grid: grid)
+        let pieces = Puzzle.cut(smoothTestPicture(side: 96), grid: grid)
         let costs = EdgeCompatibility(pieces: pieces, measure: measure)
         let n = grid * grid
         for i in 0..<n {
@@ -92,7 +92,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     @Test(arguments: [0, 1, 2, 3])
     func exhaustiveSolvesSmoothThreeByThree(seed: Int) {
         var generator = SeededGenerator(seed: 0x3B3 + UInt64(seed))
-        let puzzle = ClassicBaseline.scramble(smoothImage(side: 96, phase: Double(seed)), grid: 3, generator: &generator)
+        let puzzle = ClassicBaseline.scramble(smoothTestPicture(side: 96, phase: Double(seed)), grid: 3, generator: &generator)
         let costs = EdgeCompatibility(pieces: puzzle.pieces)
         let solution = ClassicSolver.solve(costs, grid: 3)
         #expect(solution == puzzle.permutation)
@@ -104,7 +104,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     @Test(arguments: [4, 5])
     func beamSearchSolvesSmoothLargerGrids(grid: Int) {
         var generator = SeededGenerator(seed: 0xBEA + UInt64(grid))
-        let puzzle = ClassicBaseline.scramble(smoothImage(side: grid * 32), grid: grid, generator: &generator)
+        let puzzle = ClassicBaseline.scramble(smoothTestPicture(side: grid * 32), grid: grid, generator: &generator)
         let solution = ClassicSolver.solve(EdgeCompatibility(pieces: puzzle.pieces), grid: grid)
         #expect(solution == puzzle.permutation)
     }
@@ -112,7 +112,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     @Test func solverOutputFollowsTheProjectConvention() throws {
         // Reassembling the scrambled pieces with the solution gives back the original cut.
         var generator = SeededGenerator(seed: 77)
-        let image = smoothImage(side: 90)
+        let image = smoothTestPicture(side: 90)
         let puzzle = ClassicBaseline.scramble(image, grid: 3, generator: &generator)
         let solution = ClassicSolver.solve(EdgeCompatibility(pieces: puzzle.pieces), grid: 3)
         let restored = Puzzle.unscramble(puzzle.pieces, permutations: [solution])
@@ -128,7 +128,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     /// (so every segment of every cut line is a seam).
     private func scrambledImage(grid: Int, seed: UInt64, side: Int) -> Image {
         var generator = SeededGenerator(seed: seed)
-        let image = smoothImage(side: side, phase: Double(seed % 7))
+        let image = smoothTestPicture(side: side, phase: Double(seed % 7))
         while true {
             let puzzle = ClassicBaseline.scramble(image, grid: grid, generator: &generator)
             let cells = puzzle.permutation  // cell s holds original cell π[s]
@@ -152,7 +152,7 @@ private func bruteCost(_ cells: [Int], grid: Int, left: [Float], above: [Float])
     }
 
     @Test func unscrambledImageGivesLowConfidence() {
-        let image = Image(tensor: smoothImage(side: 360))
+        let image = Image(tensor: smoothTestPicture(side: 360))
         let detection = GridDetector().detect(image)
         #expect(detection.confidence < 0.4, "scores \(detection.scores)")
     }

@@ -5,7 +5,7 @@ import TensorKit
 
 @Suite struct PhotoDatasetTests {
     private func photos() -> PhotoCollection {
-        let a = Image(tensor: smoothImage(side: 120))
+        let a = Image(tensor: smoothTestPicture(side: 120))
         var b = Image(width: 200, height: 150, channels: 3)
         for y in 0..<150 { for x in 0..<200 { for c in 0..<3 { b[x, y, c] = UInt8((x + 2 * y + 40 * c) % 256) } } }
         return PhotoCollection(images: [a, b], sources: ["a.png", "b.png"])

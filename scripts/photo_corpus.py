@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Builds a photograph corpus for jigsaw training and evaluation from folders of wallpapers.
+"""Builds a photograph corpus for jigsaw training and evaluation from folders of images.
 
     python3 scripts/photo_corpus.py OUT SRC [SRC ...] [--test-fraction 0.2] [--max-side 768]
 
 Steps (see docs/photos.md):
   1. every *.jpg / *.jpeg / *.png / *.webp under the SRC folders, recursively;
-  2. drop files matching an --exclude glob (relative to their SRC), files under --min-bytes (20 kB) or with a shorter side under --min-side (256 px);
+  2. drop files matching an --exclude glob (relative to their SRC), files under --min-bytes
+     (20 kB) and files with a shorter side under --min-side (256 px);
   3. drop non-photographs: an image is kept when its 64x64 RGB thumbnail has at least
      --min-colours (32) distinct colours after quantising each channel to 5 bits, and its mean
      absolute gray gradient on a 256x256 thumbnail (0..255 scale) is at least --min-gradient (2.0)

@@ -24,10 +24,13 @@ public enum DatasetError: Error, Equatable, Sendable, CustomStringConvertible {
     case noImages(directory: String)
     /// A PNG file in an image folder could not be decoded.
     case image(file: String, PNGError)
+    /// An image file (PNG, JPEG, WebP) in a photo folder could not be decoded.
+    case decoding(file: String, ImageDecodingError)
 
     public var description: String {
         switch self {
         case .idx(let error): return error.description
+        case .decoding(let file, let error): return "\(file): \(error)"
         case .filesNotFound(let directory, let split):
             return "\(directory): no \(split.rawValue) images file (like \(split == .train ? "train" : "t10k")-images-idx3-ubyte[.gz])"
         case .ambiguousFiles(let directory, let candidates):

@@ -2,7 +2,7 @@ import TensorKit
 
 /// The hidden layer of the score network, `hᵢ = ReLU(A·fᵢ + a [+ tᵦ])` (`g_2.0`), where `tᵦ` is
 /// the per-puzzle term of a ``SetContext`` stage before it, when there is one.
-public final class HiddenLayer: JigsawStage {
+public final class HiddenLayer: RowLocalStage {
     /// `A`, `a`.
     public let linear: Linear
     /// The set context whose term is added to the pre-activation.
@@ -26,22 +26,20 @@ public final class HiddenLayer: JigsawStage {
 
     public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
 
-    public func forward(_ pass: StagePass) {
-        let (input, output, units, n) = (pass.input, activations, outputFeatures, pass.piecesPerPuzzle)
+    public func forward(rows range: Range<Int>, input: UnsafePointer<Float>, pass: StagePass) {
+        let (output, units, n) = (activations, outputFeatures, pass.piecesPerPuzzle)
         let term = context?.term
-        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
-            linear.forEachChunk(of: range) { start, rows in
-                let hidden = output + start * units
-                linear.forward(input: input + start * linear.inputFeatures, rows: rows, output: hidden)
-                if let term {
-                    for r in 0..<rows {
-                        let t = term + ((start + r) / n) * units
-                        let row = hidden + r * units
-                        for u in 0..<units { row[u] += t[u] }
-                    }
+        linear.forEachChunk(of: range) { start, rows in
+            let hidden = output + start * units
+            linear.forward(input: input + start * linear.inputFeatures, rows: rows, output: hidden)
+            if let term {
+                for r in 0..<rows {
+                    let t = term + ((start + r) / n) * units
+                    let row = hidden + r * units
+                    for u in 0..<units { row[u] += t[u] }
                 }
-                ReLU.rectify(hidden, count: rows * units)
             }
+            ReLU.rectify(hidden, count: rows * units)
         }
     }
 

@@ -140,8 +140,23 @@ extension JigsawNetwork {
         pieces.withUnsafeBufferPointer { input in
             let pass = StagePass(rows: count, piecesPerPuzzle: c.pieceCount, workers: cachedWorkers,
                                  isTraining: isTraining, input: input.baseAddress!)
-            for stage in stages {
-                stage.prepare(pass)
+            for stage in stages { stage.prepare(pass) }
+            // The row-local stages right after the encoder run on each worker's pieces as soon as
+            // the encoder has normalised them, while they are still in cache.
+            var fused: [any RowLocalStage] = []
+            while 1 + fused.count < stages.count, let next = stages[1 + fused.count] as? any RowLocalStage {
+                fused.append(next)
+            }
+            let (encoderOutput, chain) = (UnsafePointer(encoder.activations), fused)
+            encoder.forward(pass) { range in
+                var input = encoderOutput
+                for stage in chain {
+                    stage.forward(rows: range, input: input, pass: pass)
+                    input = UnsafePointer(stage.activations)
+                }
+            }
+            pass.input = UnsafePointer(fused.last?.activations ?? encoder.activations)
+            for stage in stages.dropFirst(1 + fused.count) {
                 stage.forward(pass)
                 if !stage.passesInputThrough { pass.input = UnsafePointer(stage.activations) }
             }

@@ -37,6 +37,23 @@ public protocol JigsawStage: AnyObject {
     func checkParameterShapes()
 }
 
+/// A stage whose forward treats every row on its own (given what earlier stages computed for the
+/// whole batch), so the network can run it on a worker's rows right after the stage before it,
+/// while those rows are still in that core's cache.
+public protocol RowLocalStage: JigsawStage {
+    /// The forward on the rows of `range`, reading `input` (the previous stage's activations).
+    func forward(rows range: Range<Int>, input: UnsafePointer<Float>, pass: StagePass)
+}
+
+extension RowLocalStage {
+    public func forward(_ pass: StagePass) {
+        let input = pass.input
+        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
+            forward(rows: range, input: input, pass: pass)
+        }
+    }
+}
+
 extension JigsawStage {
     public var buffers: [Buffer] { [] }
     public var passesInputThrough: Bool { false }

@@ -72,6 +72,11 @@ public final class PieceEncoder: JigsawStage {
     public var activationGradient: UnsafeMutablePointer<Float> { work.blocks[convolutions.count - 1].normalisedGradient.pointer }
 
     public func forward(_ pass: StagePass) {
+        forward(pass, then: nil)
+    }
+
+    /// The forward; `then` runs on each worker's rows as soon as their features are final.
+    func forward(_ pass: StagePass, then: ((Range<Int>) -> Void)?) {
         let work = work, workers = pass.workers, count = pass.rows, training = pass.isTraining
         var blockInput = pass.input
         for (block, (convolution, normalisation)) in zip(convolutions, normalisations).enumerated() {
@@ -113,6 +118,7 @@ public final class PieceEncoder: JigsawStage {
             Parallel.forEachRange(count: count, workers: workers) { _, range in
                 normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
                                         samples: range, planeSize: geometry.outputPlane)
+                if block == convolutions.count - 1 { then?(range) }
             }
             blockInput = UnsafePointer(geometry.normalised.pointer)
         }

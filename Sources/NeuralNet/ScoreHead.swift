@@ -2,7 +2,7 @@ import TensorKit
 
 /// The score head: `Linear(in → n, no bias)`, one row of position scores per piece (the
 /// tutorial's `g_2`, or `g_2.2` after a hidden layer).
-public final class ScoreHead: JigsawStage {
+public final class ScoreHead: RowLocalStage {
     public let linear: Linear
 
     private var storage = LinearStageBuffers()
@@ -21,11 +21,8 @@ public final class ScoreHead: JigsawStage {
 
     public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
 
-    public func forward(_ pass: StagePass) {
-        let (input, output) = (pass.input, activations)
-        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
-            linear.forward(input: input, range: range, output: output)
-        }
+    public func forward(rows range: Range<Int>, input: UnsafePointer<Float>, pass: StagePass) {
+        linear.forward(input: input, range: range, output: activations)
     }
 
     public func backward(_ pass: StagePass) {

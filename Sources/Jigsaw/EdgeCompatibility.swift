@@ -1,0 +1,202 @@
+import TensorKit
+
+/// Pairwise dissimilarities between the edges of square-grid jigsaw pieces, for the classic
+/// (learning-free) solver.
+///
+/// `left[i · n + j]` is the cost of piece `i` placed immediately left of piece `j`, and
+/// `above[i · n + j]` the cost of `i` immediately above `j`; the diagonal is `+∞`. Lower is more
+/// compatible.
+public struct EdgeCompatibility: Sendable, Equatable {
+    /// How the cost across one boundary is measured.
+    public enum Measure: Sendable, Equatable {
+        /// Prediction-based dissimilarity (Pomeranz, Shemesh & Ben-Shahar 2011; Paikin & Tal 2015):
+        /// each side's boundary column is extrapolated one pixel across the seam,
+        /// `2 · x[last] − x[last − 1]`, and compared with the other side's boundary column; the two
+        /// directions are summed. The per-sample error is `|e|^p`, summed, then raised to `q / p`
+        /// (Pomeranz's `(L_p)^q`); `p = q = 1` is the L1 distance.
+        case prediction(p: Float = 1, q: Float = 1)
+        /// Mahalanobis Gradient Compatibility (Gallagher 2012): the RGB gradient across the seam,
+        /// `b[first] − a[last]`, is scored by its Mahalanobis distance under the distribution of
+        /// the gradients `a[last] − a[last − 1]` along `a`'s boundary (mean and covariance, with
+        /// Gallagher's dummy gradients and a small ridge), summed over the edge's pixels, plus the
+        /// same from `b`'s side (`a[last] − b[first]` against `b[first] − b[second]`); 1 or 3 channels.
+        case mahalanobisGradient
+    }
+
+    public let count: Int
+    public var left: [Float]
+    public var above: [Float]
+
+    public init(count: Int, left: [Float], above: [Float]) {
+        precondition(left.count == count * count && above.count == count * count, "expected \(count)×\(count) costs")
+        self.count = count
+        self.left = left
+        self.above = above
+    }
+
+    /// Costs from scrambled pieces `[n, C, h, w]` (or `[1, n, C, h, w]`), values in `[0, 1]`.
+    public init(pieces: Tensor, measure: Measure = .prediction()) {
+        let shape = pieces.rank == 5 ? Array(pieces.shape.dropFirst()) : pieces.shape
+        precondition(shape.count == 4 && (pieces.rank == 4 || pieces.shape[0] == 1),
+                     "expected pieces [n, C, h, w], got \(pieces.shape)")
+        let (n, channels, height, width) = (shape[0], shape[1], shape[2], shape[3])
+        precondition(height >= 2 && width >= 2, "pieces must be at least 2×2 pixels")
+        // Boundary strips as [side][piece][channel][position], two deep: side 0 = right edge
+        // (last, last − 1 columns), 1 = left edge (first, second), 2 = bottom (last, last − 1
+        // rows), 3 = top (first, second rows).
+        var strips: [[[Float]]] = Array(repeating: Array(repeating: [], count: n), count: 4)
+        pieces.withUnsafeBufferPointer { source in
+            let pieceSize = channels * height * width
+            for p in 0..<n {
+                var right: [Float] = [], leftEdge: [Float] = [], bottom: [Float] = [], top: [Float] = []
+                right.reserveCapacity(2 * channels * height)
+                for depth in 0..<2 {
+                    for c in 0..<channels {
+                        let plane = p * pieceSize + c * height * width
+                        for y in 0..<height {
+                            right.append(source[plane + y * width + (width - 1 - depth)])
+                            leftEdge.append(source[plane + y * width + depth])
+                        }
+                        for x in 0..<width {
+                            bottom.append(source[plane + (height - 1 - depth) * width + x])
+                            top.append(source[plane + depth * width + x])
+                        }
+                    }
+                }
+                strips[0][p] = right; strips[1][p] = leftEdge; strips[2][p] = bottom; strips[3][p] = top
+            }
+        }
+        self.count = n
+        self.left = Self.costs(n: n, channels: channels, length: height, first: strips[0], second: strips[1], measure: measure)
+        self.above = Self.costs(n: n, channels: channels, length: width, first: strips[2], second: strips[3], measure: measure)
+    }
+
+    /// Costs from pieces given as images (any channel count; converted to RGB or kept gray).
+    public init(pieces images: [Image], measure: Measure = .prediction()) {
+        precondition(!images.isEmpty, "no pieces")
+        let tensors = images.map { $0.tensor() }
+        let shape = tensors[0].shape
+        precondition(tensors.allSatisfy { $0.shape == shape }, "pieces differ in size")
+        var joined = Tensor(shape: [images.count] + shape)
+        let size = shape.reduce(1, *)
+        joined.withUnsafeMutableBufferPointer { out in
+            for (p, t) in tensors.enumerated() {
+                t.withUnsafeBufferPointer { src in for k in 0..<size { out[p * size + k] = src[k] } }
+            }
+        }
+        self.init(pieces: joined, measure: measure)
+    }
+
+    /// `first[i]` holds piece `i`'s facing edge (its outermost line, then the one inside it), and
+    /// `second[j]` piece `j`'s facing edge, each `[depth][channel][position]` flattened.
+    private static func costs(n: Int, channels: Int, length: Int, first: [[Float]], second: [[Float]],
+                              measure: Measure) -> [Float] {
+        var result = [Float](repeating: .infinity, count: n * n)
+        let line = channels * length
+        switch measure {
+        case .prediction(let p, let q):
+            let plain = p == 1
+            for i in 0..<n {
+                first[i].withUnsafeBufferPointer { a in
+                    for j in 0..<n where j != i {
+                        second[j].withUnsafeBufferPointer { b in
+                            var sum: Float = 0
+                            for k in 0..<line {
+                                let aLast = a[k], aPrev = a[line + k], bFirst = b[k], bNext = b[line + k]
+                                let e1 = abs(2 * aLast - aPrev - bFirst)
+                                let e2 = abs(2 * bFirst - bNext - aLast)
+                                sum += plain ? e1 + e2 : _pow(e1, p) + _pow(e2, p)
+                            }
+                            result[i * n + j] = plain && q == 1 ? sum : _pow(sum, q / p)
+                        }
+                    }
+                }
+            }
+        case .mahalanobisGradient:
+            precondition(channels == 3 || channels == 1, "MGC needs 1 or 3 channels")
+            let modelsA = first.map { GradientModel(strip: $0, channels: channels, length: length) }
+            let modelsB = second.map { GradientModel(strip: $0, channels: channels, length: length) }
+            for i in 0..<n {
+                for j in 0..<n where j != i {
+                    var sum: Float = 0
+                    for k in 0..<length {
+                        var fromA = [Float](repeating: 0, count: channels), fromB = fromA
+                        for c in 0..<channels {
+                            let aLast = first[i][c * length + k], bFirst = second[j][c * length + k]
+                            fromA[c] = bFirst - aLast
+                            fromB[c] = aLast - bFirst
+                        }
+                        sum += modelsA[i].distance(fromA) + modelsB[j].distance(fromB)
+                    }
+                    result[i * n + j] = sum
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Mean and inverse covariance of the gradients at one piece edge (Gallagher 2012, §3).
+private struct GradientModel {
+    var mean: [Float]
+    var inverse: [Float]
+    let channels: Int
+
+    /// Gradients `outer − inner` along the edge (`strip` = outer line, then inner line): the step
+    /// towards the seam, which the step across it (`other side − outer`) should resemble.
+    init(strip: [Float], channels: Int, length: Int) {
+        self.channels = channels
+        let line = channels * length
+        var samples: [[Float]] = []
+        samples.reserveCapacity(length)
+        for k in 0..<length {
+            var g = [Float](repeating: 0, count: channels)
+            for c in 0..<channels {
+                let outer = strip[c * length + k], inner = strip[line + c * length + k]
+                g[c] = outer - inner
+            }
+            samples.append(g)
+        }
+        // Gallagher's dummy gradients keep the covariance well conditioned on flat edges.
+        for dummy: Float in [0, 1.0 / 255, -1.0 / 255] {
+            for c in 0..<channels {
+                var g = [Float](repeating: dummy, count: channels)
+                g[c] = -dummy
+                samples.append(g)
+            }
+        }
+        var mean = [Float](repeating: 0, count: channels)
+        for g in samples { for c in 0..<channels { mean[c] += g[c] } }
+        for c in 0..<channels { mean[c] /= Float(samples.count) }
+        var cov = [Double](repeating: 0, count: channels * channels)
+        for g in samples {
+            for r in 0..<channels { for c in 0..<channels { cov[r * channels + c] += Double((g[r] - mean[r]) * (g[c] - mean[c])) } }
+        }
+        for k in 0..<cov.count { cov[k] /= Double(max(1, samples.count - 1)) }
+        for c in 0..<channels { cov[c * channels + c] += 1e-6 }
+        self.mean = mean
+        self.inverse = GradientModel.invert(cov, channels).map(Float.init)
+    }
+
+    static func invert(_ m: [Double], _ k: Int) -> [Double] {
+        if k == 1 { return [1 / m[0]] }
+        let (a, b, c, d, e, f, g, h, i) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8])
+        let A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g
+        let det = a * A + b * B + c * C
+        let s = 1 / det
+        return [A * s, -(b * i - c * h) * s, (b * f - c * e) * s,
+                B * s, (a * i - c * g) * s, -(a * f - c * d) * s,
+                C * s, -(a * h - b * g) * s, (a * e - b * d) * s]
+    }
+
+    /// `(g − μ)ᵀ Σ⁻¹ (g − μ)`, Gallagher's per-pixel term.
+    func distance(_ g: [Float]) -> Float {
+        var total: Float = 0
+        for r in 0..<channels {
+            var row: Float = 0
+            for c in 0..<channels { row += inverse[r * channels + c] * (g[c] - mean[c]) }
+            total += (g[r] - mean[r]) * row
+        }
+        return max(total, 0)
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import TensorKit
+
+/// A folder of photographs kept in memory at their own sizes (8-bit RGB), the source of
+/// `PhotoCropSampler`'s training crops and of fixed evaluation crops (`testCrops`).
+public struct PhotoCollection: Sendable {
+    /// The photos, RGB (alpha composited onto black, gray expanded).
+    public var images: [Image]
+    /// Each photo's path relative to the folder.
+    public var sources: [String]
+    /// Image files skipped because their format is not decoded here, by format name.
+    public var skipped: [String: Int]
+
+    public init(images: [Image], sources: [String], skipped: [String: Int] = [:]) {
+        precondition(images.count == sources.count, "one source name per image")
+        self.images = images
+        self.sources = sources
+        self.skipped = skipped
+    }
+
+    /// What `decodeImageFile` made of a file.
+    public enum DecodedFile: Sendable {
+        case image(Image)
+        /// A recognised format without a decoder here (named `"jpeg"`, `"webp"`).
+        case unsupported(format: String)
+    }
+
+    /// The file formats recognised by their leading bytes.
+    static func format(of bytes: [UInt8]) -> String? {
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "png" }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return "jpeg" }
+        if bytes.count >= 12 && bytes.starts(with: Array("RIFF".utf8)) && Array(bytes[8..<12]) == Array("WEBP".utf8) {
+            return "webp"
+        }
+        return nil
+    }
+
+    /// Decodes one image file by its content: PNG, JPEG and WebP through ``ImageDecoder``. Returns
+    /// `nil` for files of no recognised image format.
+    /// - Throws: `.unreadable` or `.decoding` naming the file.
+    public static func decodeImageFile(
+        path: String, maximumSamples: Int = PNG.defaultMaximumSamples
+    ) throws(DatasetError) -> DecodedFile? {
+        let bytes: [UInt8]
+        switch FileBytes.read(path) {
+        case .success(let data): bytes = data
+        case .failure(let error): throw .unreadable(file: path, message: error.message)
+        }
+        switch format(of: bytes) {
+        case "png", "jpeg", "webp":
+            do throws(ImageDecodingError) {
+                return .image(try ImageDecoder.decode(bytes, maximumSamples: maximumSamples))
+            } catch {
+                throw .decoding(file: path, error)
+            }
+        case let other?:
+            return .unsupported(format: other)
+        case nil:
+            return nil
+        }
+    }
+
+    /// Every `.png`, `.jpg`, `.jpeg` and `.webp` file (any case) under `directory`, recursively, in
+    /// sorted path order, decoded by ``ImageDecoder``.
+    /// - Parameter limit: keep only the first `limit` photos.
+    /// - Throws: `.unreadableDirectory`, `.noImages`, `.unreadable`, `.image`.
+    public static func load(
+        directory: String, limit: Int? = nil, maximumSamples: Int = PNG.defaultMaximumSamples
+    ) throws(DatasetError) -> PhotoCollection {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
+              let enumerator = FileManager.default.enumerator(atPath: directory) else {
+            throw .unreadableDirectory(directory: directory, message: "not a readable directory")
+        }
+        let extensions = [".png", ".jpg", ".jpeg", ".webp"]
+        var files: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            let lower = relative.lowercased()
+            if extensions.contains(where: { lower.hasSuffix($0) }) { files.append(relative) }
+        }
+        files.sort()
+        var images: [Image] = [], sources: [String] = [], skipped: [String: Int] = [:]
+        for relative in files {
+            if let limit, images.count >= limit { break }
+            let path = directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+            switch try decodeImageFile(path: path, maximumSamples: maximumSamples) {
+            case .image(let image)?:
+                images.append(image.channels == 3 ? image : image.converted(toChannels: 3))
+                sources.append(relative)
+            case .unsupported(let format)?:
+                skipped[format, default: 0] += 1
+            case nil:
+                skipped["unknown", default: 0] += 1
+            }
+        }
+        for (format, count) in skipped.sorted(by: { $0.key < $1.key }) {
+            FileHandle.standardError.write(Data("warning: \(directory): skipped \(count) \(format) file(s) (not a PNG, JPEG or WebP image)\n".utf8))
+        }
+        guard !images.isEmpty else { throw .noImages(directory: directory) }
+        return PhotoCollection(images: images, sources: sources, skipped: skipped)
+    }
+
+    /// Fixed evaluation crops, `perPhoto` of each photo (photo-major), resized (area filter;
+    /// bilinear when enlarging) to `side × side`. Crop 0 is the central square of side `min(W, H)`;
+    /// crop `k ≥ 1` has side `scale · min(W, H)` with `scale` cycling through 1, 0.75, 0.6 and its
+    /// top-left corner at fractions `(frac(k · 0.618034), frac(0.5 + k · 0.381966))` of the free
+    /// range along x and y. `sources` are the photo names.
+    public func testCrops(side: Int, perPhoto: Int = 1) -> ImageDataset {
+        precondition(perPhoto >= 1, "at least one crop per photo")
+        var crops: [Image] = [], names: [String] = []
+        for (image, name) in zip(images, sources) {
+            let shorter = min(image.width, image.height)
+            for k in 0..<perPhoto {
+                let crop: Image
+                if k == 0 {
+                    crop = image.centerCropped(width: shorter, height: shorter)
+                } else {
+                    let scale = [1.0, 0.75, 0.6][(k - 1) % 3]
+                    let s = max(1, Int((scale * Double(shorter)).rounded()))
+                    let fx = (Double(k) * 0.618034).truncatingRemainder(dividingBy: 1)
+                    let fy = (0.5 + Double(k) * 0.381966).truncatingRemainder(dividingBy: 1)
+                    let x0 = Int((fx * Double(image.width - s)).rounded()), y0 = Int((fy * Double(image.height - s)).rounded())
+                    crop = image.cropped(x: x0, y: y0, side: s)
+                }
+                crops.append(PhotoCropSampler.resize(crop, side: side))
+                names.append(name)
+            }
+        }
+        return ImageDataset(photos: crops, side: side, sources: names)
+    }
+}
+
+/// Random square crops of photos for training: scale, position and horizontal flip drawn from a
+/// seeded generator, resized to `side × side` RGB.
+///
+/// A crop's side is `u · min(W, H)` with `u` uniform in `scales` (rounded, at least 1 px), its
+/// top-left corner uniform over the positions that keep it inside the photo, and it is mirrored
+/// left-right with probability `flipProbability`. The crop is resized with the area filter (the
+/// bilinear one when enlarging). Everything is a function of the seed.
+public struct PhotoCropSampler: Sendable {
+    public var photos: PhotoCollection
+    public var side: Int
+    public var scales: ClosedRange<Double>
+    public var flipProbability: Double
+
+    public init(photos: PhotoCollection, side: Int, scales: ClosedRange<Double> = 0.5...1.0, flipProbability: Double = 0.5) {
+        precondition(side > 0, "crop side must be positive")
+        precondition(scales.lowerBound > 0 && scales.upperBound <= 1, "crop scales are fractions of the shorter side in (0, 1]")
+        precondition(!photos.images.isEmpty, "no photos to crop")
+        self.photos = photos
+        self.side = side
+        self.scales = scales
+        self.flipProbability = flipProbability
+    }
+
+    /// One crop of photo `index`, drawing from `generator`.
+    public func crop(photo index: Int, generator: inout SeededGenerator) -> Image {
+        let image = photos.images[index]
+        let shorter = min(image.width, image.height)
+        let u = scales.lowerBound + (scales.upperBound - scales.lowerBound) * generator.nextUniformDouble()
+        let s = min(shorter, max(1, Int((u * Double(shorter)).rounded())))
+        let x0 = generator.nextInt(below: image.width - s + 1)
+        let y0 = generator.nextInt(below: image.height - s + 1)
+        let flip = generator.nextUniformDouble() < flipProbability
+        return Self.resize(image.cropped(x: x0, y: y0, side: s, mirrored: flip), side: side)
+    }
+
+    /// `count` crops, photo indices uniform with replacement, all drawn from `SeededGenerator(seed:)`.
+    public func batch(count: Int, seed: UInt64) -> ImageDataset {
+        var generator = SeededGenerator(seed: seed)
+        var crops: [Image] = [], names: [String] = []
+        for _ in 0..<count {
+            let index = generator.nextInt(below: photos.images.count)
+            crops.append(crop(photo: index, generator: &generator))
+            names.append(photos.sources[index])
+        }
+        return ImageDataset(photos: crops, side: side, sources: names)
+    }
+
+    static func resize(_ image: Image, side: Int) -> Image {
+        let rgb = image.channels == 3 ? image : image.converted(toChannels: 3)
+        return rgb.resized(width: side, height: side, filter: rgb.width >= side ? .area : .bilinear)
+    }
+}
+
+extension Image {
+    /// The `side × side` square with top-left corner `(x, y)`, mirrored left-right when `mirrored`.
+    func cropped(x x0: Int, y y0: Int, side s: Int, mirrored: Bool = false) -> Image {
+        precondition(x0 >= 0 && y0 >= 0 && x0 + s <= width && y0 + s <= height, "crop outside the image")
+        let c = channels
+        var output = [UInt8](repeating: 0, count: s * s * c)
+        for y in 0..<s {
+            for x in 0..<s {
+                let sx = mirrored ? x0 + s - 1 - x : x0 + x
+                let from = ((y0 + y) * width + sx) * c, to = (y * s + x) * c
+                for k in 0..<c { output[to + k] = pixels[from + k] }
+            }
+        }
+        return Image(width: s, height: s, channels: c, pixels: output)
+    }
+}
+
+extension ImageDataset {
+    /// A dataset of `side × side` RGB images (planar, as every `ImageDataset`).
+    init(photos: [Image], side: Int, sources: [String]) {
+        let plane = side * side
+        var pixels = [UInt8](repeating: 0, count: photos.count * 3 * plane)
+        for (i, image) in photos.enumerated() {
+            precondition(image.width == side && image.height == side && image.channels == 3, "crop of the wrong size")
+            let base = i * 3 * plane
+            for p in 0..<plane { for c in 0..<3 { pixels[base + c * plane + p] = image.pixels[p * 3 + c] } }
+        }
+        self.init(count: photos.count, channels: 3, height: side, width: side, pixels: pixels, sources: sources)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Jigsaw
+import Testing
+import TensorKit
+
+@Suite struct PhotoDatasetTests {
+    private func photos() -> PhotoCollection {
+        let a = Image(tensor: smoothTestPicture(side: 120))
+        var b = Image(width: 200, height: 150, channels: 3)
+        for y in 0..<150 { for x in 0..<200 { for c in 0..<3 { b[x, y, c] = UInt8((x + 2 * y + 40 * c) % 256) } } }
+        return PhotoCollection(images: [a, b], sources: ["a.png", "b.png"])
+    }
+
+    @Test func cropsAreDeterministicFromTheSeed() {
+        let sampler = PhotoCropSampler(photos: photos(), side: 48, scales: 0.5...1.0)
+        let first = sampler.batch(count: 6, seed: 11)
+        #expect(first == sampler.batch(count: 6, seed: 11))
+        #expect(first != sampler.batch(count: 6, seed: 12))
+        #expect(first.count == 6 && first.channels == 3 && first.height == 48 && first.width == 48)
+    }
+
+    @Test func fullScaleUnflippedCropOfASquarePhotoIsTheResizedPhoto() {
+        let collection = photos()
+        let sampler = PhotoCropSampler(photos: collection, side: 60, scales: 1.0...1.0, flipProbability: 0)
+        var generator = SeededGenerator(seed: 3)
+        let crop = sampler.crop(photo: 0, generator: &generator)
+        #expect(crop == collection.images[0].resized(width: 60, height: 60, filter: .area))
+        let mirrored = PhotoCropSampler(photos: collection, side: 60, scales: 1.0...1.0, flipProbability: 1)
+        var again = SeededGenerator(seed: 3)
+        let flipped = mirrored.crop(photo: 0, generator: &again)
+        #expect(flipped[0, 10, 1] == crop[59, 10, 1])
+    }
+
+    @Test func severalFixedCropsPerPhoto() {
+        let crops = photos().testCrops(side: 40, perPhoto: 4)
+        #expect(crops.count == 8 && crops.sources == ["a.png", "a.png", "a.png", "a.png", "b.png", "b.png", "b.png", "b.png"])
+        #expect(crops == photos().testCrops(side: 40, perPhoto: 4))
+        #expect(crops.image(at: 0) == photos().testCrops(side: 40).image(at: 0))
+        #expect(crops.image(at: 5) != crops.image(at: 6))
+    }
+
+    @Test func testCropsAreCentred() {
+        let crops = photos().testCrops(side: 50)
+        #expect(crops.count == 2 && crops.sources == ["a.png", "b.png"])
+        let expected = photos().images[1].centerCropped(width: 150, height: 150).resized(width: 50, height: 50, filter: .area)
+        #expect(crops.image(at: 1) == expected)
+    }
+
+    @Test func loadsPNGJPEGAndWebPRecursively() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let png = try PNG.encode(photos().images[1])
+        try Data(png).write(to: directory.appendingPathComponent("sub/b.png"))
+        let photo = photos().images[0]
+        try Data(JPEG.encode(photo, quality: 95)).write(to: directory.appendingPathComponent("a.jpg"))
+        try Data(WebP.encodeLossless(photo)).write(to: directory.appendingPathComponent("sub/c.webp"))
+        try Data("not an image".utf8).write(to: directory.appendingPathComponent("notes.png"))
+        let collection = try PhotoCollection.load(directory: directory.path)
+        #expect(collection.sources == ["a.jpg", "sub/b.png", "sub/c.webp"])
+        #expect(collection.images[1] == photos().images[1])
+        // Lossless WebP is exact; JPEG at quality 95 is close.
+        #expect(collection.images[2] == photo)
+        let jpeg = collection.images[0]
+        #expect(jpeg.width == photo.width && jpeg.height == photo.height && jpeg.channels == photo.channels)
+        let difference = zip(jpeg.pixels, photo.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)
+        #expect(Double(difference) / Double(photo.pixels.count) < 6, "JPEG round trip mean error")
+        #expect(collection.skipped == ["unknown": 1])
+    }
+
+    @Test func aDamagedPhotoNamesItsFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).write(to: directory.appendingPathComponent("c.jpg"))
+        let error = #expect(throws: DatasetError.self) { try PhotoCollection.load(directory: directory.path) }
+        if case .decoding(let file, _)? = error {
+            #expect(file.hasSuffix("c.jpg"))
+        } else {
+            Issue.record("unexpected \(String(describing: error))")
+        }
+    }
+
+    /// The classic baseline on a folder of test photos: `PHOTO_DIR=/path/to/test swift test --filter
+    /// ClassicBaselineOnPhotos`; prints one line per grid (optional `PHOTO_SCRAMBLES`, default 4;
+    /// `PHOTO_SETTINGS` like `3x64,3x128`; `PHOTO_MEASURE=mgc` for Gallagher's measure; `PHOTO_CROPS` fixed crops per photo, default 1).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PHOTO_DIR"] != nil))
+    func classicBaselineOnPhotos() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let photos = try PhotoCollection.load(directory: environment["PHOTO_DIR"]!)
+        let scrambles = Int(environment["PHOTO_SCRAMBLES"] ?? "") ?? 4
+        let cropsPerPhoto = Int(environment["PHOTO_CROPS"] ?? "") ?? 1
+        let measure: EdgeCompatibility.Measure = environment["PHOTO_MEASURE"] == "mgc" ? .mahalanobisGradient : .prediction()
+        let settings = (environment["PHOTO_SETTINGS"] ?? "2x64,3x64,4x64,5x64,3x128").split(separator: ",")
+        for setting in settings {
+            let parts = setting.split(separator: "x").compactMap { Int($0) }
+            let result = ClassicBaseline.evaluate(photos: photos, grid: parts[0], pieceSide: parts[1], scrambles: scrambles, seed: 2026,
+                                                    measure: measure, cropsPerPhoto: cropsPerPhoto)
+            let m = result.metrics
+            print(String(format: "classic-baseline grid %d piece %d photos %d crops %d puzzles %d tau %.4f wrong %.4f any %.4f grid-acc %.4f ms %.2f",
+                         result.grid, result.pieceSide, result.photos, result.crops, result.puzzles, m.meanKendallTau,
+                         m.meanProportionWrong, m.proportionAnyWrong, result.gridAccuracy, result.meanSolveMilliseconds))
+        }
+    }
+}

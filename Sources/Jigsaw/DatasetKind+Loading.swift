@@ -6,6 +6,21 @@ extension DatasetKind {
         self == .fashionMNIST ? ImageDataset.fashionMNISTDirectory : nil
     }
 
+    /// Fixed evaluation crops per photo of a photo split.
+    public static let testCropsPerPhoto = 4
+
+    /// The folder of a photo split (`DIR/train`, `DIR/test`).
+    public func photoFolder(_ directory: String, split: DatasetSplit) -> String {
+        (directory as NSString).appendingPathComponent(split == .train ? "train" : "test")
+    }
+
+    /// A photo split's crop sampler for training: `side × side` RGB crops at random positions,
+    /// scales and flips.
+    /// - Throws: `DatasetError` naming the folder or file that is missing or malformed.
+    public func photoSampler(directory: String, side: Int) throws(DatasetError) -> PhotoCropSampler {
+        PhotoCropSampler(photos: try PhotoCollection.load(directory: photoFolder(directory, split: .train)), side: side)
+    }
+
     /// Loads one split.
     ///
     /// An image folder holds `train/` and `test/` subfolders (or, without them, one set of images used
@@ -14,6 +29,11 @@ extension DatasetKind {
     public func load(directory: String, split: DatasetSplit, limit: Int? = nil, channels: Int = 1,
                      imageSize: Int = 28) throws(DatasetError) -> ImageDataset {
         switch self {
+        case .photos:
+            let photos = try PhotoCollection.load(directory: photoFolder(directory, split: split))
+            let crops = photos.testCrops(side: imageSize, perPhoto: Self.testCropsPerPhoto)
+            guard let limit, limit < crops.count else { return crops }
+            return ImageDataset.slice(crops, 0..<limit)
         case .mnist, .fashionMNIST:
             return try ImageDataset.mnist(directory: directory, split: split, limit: limit)
         case .folder:

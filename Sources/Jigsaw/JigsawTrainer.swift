@@ -26,7 +26,9 @@ public final class JigsawTrainer {
     /// Completed steps since the start of training.
     public private(set) var globalStep = 0
 
-    let training: ImageDataset
+    private(set) var training: ImageDataset
+    /// The training images of epoch `e` when they change every epoch (fresh photo crops).
+    private let epochImages: (@Sendable (Int) -> ImageDataset)?
     private var order: [Int] = []
     private var batch: PuzzleBatch
     private var generator: SeededGenerator
@@ -47,7 +49,10 @@ public final class JigsawTrainer {
     ///   - configuration: validated hyperparameters.
     ///   - training: the training images (channels and size must match the network).
     /// - Throws: `JigsawTrainingError` for an invalid configuration or a data set that does not fit.
-    public init(configuration: JigsawTrainingConfiguration, training: ImageDataset) throws {
+    ///   - epochImages: when given, the training images of every epoch `e` (the same count each time,
+    ///     a function of `e` only, so a resumed run sees the same images); `training` is epoch 0's.
+    public init(configuration: JigsawTrainingConfiguration, training: ImageDataset,
+                epochImages: (@Sendable (Int) -> ImageDataset)? = nil) throws {
         try configuration.validate()
         let net = configuration.network
         guard training.channels == net.channels, training.height == net.imageSize, training.width == net.imageSize else {
@@ -58,6 +63,7 @@ public final class JigsawTrainer {
         guard training.count > 0 else { throw JigsawTrainingError.datasetMismatch("no training images") }
         self.configuration = configuration
         self.training = training
+        self.epochImages = epochImages
         network = try JigsawNetwork(configuration: net, seed: configuration.seed)
         network.threadCount = configuration.threads
         network.isTraining = true
@@ -69,6 +75,9 @@ public final class JigsawTrainer {
         startEpoch()
     }
 
+    /// The current epoch's training images.
+    public var trainingImages: ImageDataset { training }
+
     /// Steps in one pass over the training images (the last batch may be smaller).
     public var stepsPerEpoch: Int { (training.count + configuration.batchSize - 1) / configuration.batchSize }
     /// Steps of the whole run.
@@ -77,6 +86,13 @@ public final class JigsawTrainer {
     public var isFinished: Bool { epoch >= configuration.epochs }
 
     private func startEpoch() {
+        if let epochImages, epoch > 0 {
+            let images = epochImages(epoch)
+            precondition(images.count == training.count && images.channels == training.channels
+                         && images.height == training.height && images.width == training.width,
+                         "every epoch needs the same number and size of images")
+            training = images
+        }
         var orderGenerator = SeededGenerator(seed: configuration.seed).derived(UInt64(epoch) + 1)
         order = orderGenerator.permutation(training.count)
         generator = SeededGenerator(seed: configuration.seed).derived((1 << 32) + UInt64(epoch))

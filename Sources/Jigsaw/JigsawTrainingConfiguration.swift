@@ -10,6 +10,10 @@ public enum DatasetKind: String, Sendable, CaseIterable {
     case fashionMNIST = "fashion-mnist"
     /// A folder of PNG images (`train/` and `test/` subfolders, or one folder for both).
     case folder
+    /// Photographs: `train/` and `test/` folders of PNG, JPEG or WebP files, searched recursively
+    /// (split by source photo); training takes fresh random crops every epoch, the test split fixed
+    /// crops (`PhotoCropSampler`, `PhotoCollection.testCrops`).
+    case photos
 }
 
 /// Every hyperparameter of a jigsaw training run (PAPERS.md §3; defaults are the tutorial's).

@@ -31,7 +31,7 @@ extension CheckedCommand {
 
 /// `--dataset` and `--data-dir`.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data set: mnist, fashion-mnist or folder.") var dataset: DatasetKind = .mnist
+    @Option(help: "Data set: mnist, fashion-mnist, folder or photos.") var dataset: DatasetKind = .mnist
     @Option(name: .customLong("data-dir"), help: "Folder with the data set (IDX files, or PNGs for folder).")
     var dataDirectory: String?
 

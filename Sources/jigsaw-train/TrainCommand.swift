@@ -23,6 +23,12 @@ struct TrainCommand: CheckedCommand {
     @Option(name: .customLong("image-size"), help: "Image side in pixels (images are resized to it for folder data).")
     var imageSize: Int = 28
     @Option(help: "Image channels (1 or 3).") var channels: Int = 1
+    @Option(name: .customLong("normalisation-mean"),
+            help: "Per-channel means subtracted from pixels in [0, 1], comma-separated (default: MNIST's 0.1307; photos: ImageNet's 0.485,0.456,0.406).")
+    var normalisationMean: String?
+    @Option(name: .customLong("normalisation-std"),
+            help: "Per-channel standard deviations, comma-separated (default: MNIST's 0.3081; photos: ImageNet's 0.229,0.224,0.225).")
+    var normalisationStd: String?
     @Option(help: "Convolution channels.") var hidden: Int = 32
     @Option(name: .customLong("kernel-size"), help: "Convolution kernel side (odd).") var kernelSize: Int = 5
     @Option(name: .customLong("extra-blocks"), help: "Extra conv/pool/ReLU/BN blocks after the first.")
@@ -67,7 +73,9 @@ struct TrainCommand: CheckedCommand {
     @OptionGroup var seedOptions: SeedOptions
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Sinkhorn backward: unrolled, implicit or tape (autodiff-style, every iterate stored).") var backward: SinkhornBackward = .unrolled
-    @Option(help: "Train on at most this many images.") var limit: Int?
+    @Option(help: "Train on at most this many images (photos: crops per epoch).") var limit: Int?
+    @Option(name: .customLong("crops-per-photo"), help: "Photos: random crops of every training photo per epoch.")
+    var cropsPerPhoto = 64
     @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
     var validationSize: Int = 2000
     @Option(name: .customLong("eval-limit"), help: "Evaluate the final model on at most this many test images.")
@@ -86,7 +94,9 @@ struct TrainCommand: CheckedCommand {
                 grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
                 setContext: setContext, contextUnits: contextUnits, attentionBlocks: attentionBlocks,
-                attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits),
+                attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits,
+                normalisationMean: Self.floats(normalisationMean) ?? (dataset == .photos ? [0.485, 0.456, 0.406] : [0.1307]),
+                normalisationStd: Self.floats(normalisationStd) ?? (dataset == .photos ? [0.229, 0.224, 0.225] : [0.3081])),
             dataset: dataset, dataDirectory: data.directory ?? "",
             temperature: temperature, finalTemperature: finalTemperature, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,
@@ -103,14 +113,23 @@ struct TrainCommand: CheckedCommand {
         _ = try data.checkedDirectory()
         try threadOptions.check()
         do { try trainingConfiguration.validate() } catch { throw ValidationError("\(error)") }
-        if dataset != .folder && (imageSize != 28 || channels != 1) {
+        if dataset == .photos && channels != 3 {
+            throw ValidationError("photos are trained in colour: use --channels 3")
+        }
+        if dataset != .folder && dataset != .photos && (imageSize != 28 || channels != 1) {
             throw ValidationError("\(dataset.rawValue) images are 28×28 with 1 channel")
         }
+        if cropsPerPhoto < 1 { throw ValidationError("--crops-per-photo must be at least 1") }
         if let evaluationLimit, evaluationLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
         if resume && !FileManager.default.fileExists(atPath: checkpointPath) {
             throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
         }
+    }
+
+    /// A comma-separated list of numbers; a malformed one becomes NaN, which validation refuses.
+    static func floats(_ text: String?) -> [Float]? {
+        text.map { $0.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) ?? .nan } }
     }
 
     var checkpointPath: String { checkpoint ?? output + ".checkpoint" }
@@ -119,12 +138,26 @@ struct TrainCommand: CheckedCommand {
         BLAS.setThreads(1)
         let config = trainingConfiguration
         let directory = config.dataDirectory
-        let all = try dataset.load(directory: directory, split: .train, limit: limit.map { $0 + validationSize },
-                                   channels: channels, imageSize: imageSize)
-        let validationCount = min(validationSize, max(0, all.count - 1))
-        let training = ImageDataset.slice(all, 0..<(all.count - validationCount))
-        let validation = validationCount > 0 ? ImageDataset.slice(all, (all.count - validationCount)..<all.count) : nil
-        let trainer = try JigsawTrainer(configuration: config, training: training)
+        let training: ImageDataset, validation: ImageDataset?
+        var epochImages: (@Sendable (Int) -> ImageDataset)?
+        if dataset == .photos {
+            // Fresh crops of the training photos every epoch; validation crops come from the
+            // training photos too (the test photos are never seen before the final evaluation).
+            let sampler = try dataset.photoSampler(directory: directory, side: imageSize)
+            let count = limit ?? cropsPerPhoto * sampler.photos.images.count
+            let seed = self.seed
+            training = sampler.batch(count: count, seed: seed)
+            validation = validationSize > 0 ? sampler.batch(count: validationSize, seed: ~seed) : nil
+            epochImages = { epoch in sampler.batch(count: count, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) }
+            log("\(sampler.photos.images.count) training photos, \(count) crops of \(imageSize) px per epoch")
+        } else {
+            let all = try dataset.load(directory: directory, split: .train, limit: limit.map { $0 + validationSize },
+                                       channels: channels, imageSize: imageSize)
+            let validationCount = min(validationSize, max(0, all.count - 1))
+            training = ImageDataset.slice(all, 0..<(all.count - validationCount))
+            validation = validationCount > 0 ? ImageDataset.slice(all, (all.count - validationCount)..<all.count) : nil
+        }
+        let trainer = try JigsawTrainer(configuration: config, training: training, epochImages: epochImages)
         if resume {
             try trainer.resume(from: checkpointPath)
             log("resumed from \(checkpointPath) at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch)")

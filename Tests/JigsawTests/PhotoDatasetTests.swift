@@ -1,5 +1,6 @@
 import Foundation
 import Jigsaw
+import NeuralNet
 import Testing
 import TensorKit
 
@@ -101,5 +102,38 @@ import TensorKit
                          result.grid, result.pieceSide, result.photos, result.crops, result.puzzles, m.meanKendallTau,
                          m.meanProportionWrong, m.proportionAnyWrong, result.gridAccuracy, result.meanSolveMilliseconds))
         }
+    }
+}
+
+@Suite struct PhotoTrainingTests {
+    /// RGB photo crops, a fresh set every epoch: the images of epoch 2 differ from epoch 1's, and a
+    /// run resumed mid-way through epoch 2 ends with the same weights as an uninterrupted one.
+    @Test func freshCropsEveryEpochAndAnExactResume() throws {
+        let a = Image(tensor: smoothTestPicture(side: 120))
+        let sampler = PhotoCropSampler(photos: PhotoCollection(images: [a], sources: ["a.png"]), side: 24)
+        var configuration = JigsawTrainingConfiguration(
+            network: JigsawNetworkConfiguration(grid: 2, imageSize: 24, channels: 3, hiddenChannels: 4,
+                                                normalisationMean: [0.485, 0.456, 0.406],
+                                                normalisationStd: [0.229, 0.224, 0.225]),
+            batchSize: 8, epochs: 3, seed: 5, threads: 1, validationSize: 0)
+        configuration.permutationWeight = 1
+        let epochImages: @Sendable (Int) -> ImageDataset = { sampler.batch(count: 16, seed: 100 + UInt64($0)) }
+        let straight = try JigsawTrainer(configuration: configuration, training: epochImages(0), epochImages: epochImages)
+        var seen: [ImageDataset] = []
+        while !straight.isFinished {
+            if straight.stepInEpoch == 0 { seen.append(straight.trainingImages) }
+            _ = try straight.step()
+        }
+        #expect(seen.count == 3 && seen[1] == epochImages(1) && seen[1] != seen[0])
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID()).checkpoint").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try JigsawTrainer(configuration: configuration, training: epochImages(0), epochImages: epochImages)
+        for _ in 0..<(first.stepsPerEpoch + 1) { _ = try first.step() }
+        try first.saveCheckpoint(to: path)
+        let second = try JigsawTrainer(configuration: configuration, training: epochImages(0), epochImages: epochImages)
+        try second.resume(from: path)
+        while !second.isFinished { _ = try second.step() }
+        #expect(second.network.namedTensors() == straight.network.namedTensors())
     }
 }

@@ -2,13 +2,13 @@ import TensorKit
 
 /// The hidden layer of the score network, `hᵢ = ReLU(A·fᵢ + a [+ tᵦ])` (`g_2.0`), where `tᵦ` is
 /// the per-puzzle term of a ``SetContext`` stage before it, when there is one.
-public final class HiddenLayer: RowLocalStage {
+public final class HiddenLayer: LinearStage {
     /// `A`, `a`.
     public let linear: Linear
     /// The set context whose term is added to the pre-activation.
     public let context: SetContext?
 
-    private var storage = LinearStageBuffers()
+    var storage = LinearStageBuffers()
 
     /// - Parameters:
     ///   - linear: `A`, `a` (named `g_2.0`).
@@ -18,13 +18,6 @@ public final class HiddenLayer: RowLocalStage {
         self.context = context
     }
 
-    public var parameters: [Parameter] { linear.parameters }
-    public var outputFeatures: Int { linear.outputFeatures }
-    public var activations: UnsafeMutablePointer<Float> { storage.rows.output.pointer }
-    public var activationGradient: UnsafeMutablePointer<Float> { storage.rows.gradient.pointer }
-    public func checkParameterShapes() { linear.checkParameterShapes() }
-
-    public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
 
     public func forward(rows range: Range<Int>, input: UnsafePointer<Float>, pass: StagePass) {
         let (output, units, n) = (activations, outputFeatures, pass.piecesPerPuzzle)

@@ -61,6 +61,22 @@ extension Linear {
     }
 }
 
+/// A row-local stage built on one Linear layer (the hidden layer, the score head): its parameters,
+/// width and buffers come from the layer.
+protocol LinearStage: RowLocalStage {
+    var linear: Linear { get }
+    var storage: LinearStageBuffers { get set }
+}
+
+extension LinearStage {
+    public var parameters: [Parameter] { linear.parameters }
+    public var outputFeatures: Int { linear.outputFeatures }
+    public var activations: UnsafeMutablePointer<Float> { storage.rows.output.pointer }
+    public var activationGradient: UnsafeMutablePointer<Float> { storage.rows.gradient.pointer }
+    public func checkParameterShapes() { linear.checkParameterShapes() }
+    public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
+}
+
 /// The buffers of a stage built on one Linear layer: its output rows and their gradient, and the
 /// per-worker partial gradients of the layer.
 struct LinearStageBuffers {

@@ -2,10 +2,10 @@ import TensorKit
 
 /// The score head: `Linear(in → n, no bias)`, one row of position scores per piece (the
 /// tutorial's `g_2`, or `g_2.2` after a hidden layer).
-public final class ScoreHead: RowLocalStage {
+public final class ScoreHead: LinearStage {
     public let linear: Linear
 
-    private var storage = LinearStageBuffers()
+    var storage = LinearStageBuffers()
 
     /// - Parameter name: `g_2` for the tutorial network, `g_2.2` after a hidden layer.
     public init(name: String, inputFeatures: Int, positions: Int, generator: inout SeededGenerator) {
@@ -13,13 +13,6 @@ public final class ScoreHead: RowLocalStage {
                         generator: &generator)
     }
 
-    public var parameters: [Parameter] { linear.parameters }
-    public var outputFeatures: Int { linear.outputFeatures }
-    public var activations: UnsafeMutablePointer<Float> { storage.rows.output.pointer }
-    public var activationGradient: UnsafeMutablePointer<Float> { storage.rows.gradient.pointer }
-    public func checkParameterShapes() { linear.checkParameterShapes() }
-
-    public func prepare(_ pass: StagePass) { storage.prepare(pass, linear: linear) }
 
     public func forward(rows range: Range<Int>, input: UnsafePointer<Float>, pass: StagePass) {
         linear.forward(input: input, range: range, output: activations)

@@ -128,8 +128,12 @@ public final class JigsawService: Sendable {
 
     /// A seed for a scramble request that gave none.
     func makeSeed() -> UInt64 {
-        generator.update { $0.next() } >> 1
+        generator.update { $0.next() } & Self.maximumSeed
     }
+
+    /// The largest seed the service takes or makes: `2⁵³ − 1`, so that every seed in a JSON answer
+    /// is read exactly by JavaScript (whose numbers are doubles) and reproduces its scramble.
+    static let maximumSeed: UInt64 = (1 << 53) - 1
 
     /// The counters of the server made by ``makeServer(configuration:)``, if it still exists.
     func serverMetrics() -> HTTPServerMetrics? {

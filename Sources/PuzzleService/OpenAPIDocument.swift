@@ -110,7 +110,7 @@ enum OpenAPIDocument {
         "description": "The image is centre-cropped to a multiple of the grid; pi = SeededGenerator(seed).permutation(grid^2) and scrambled slot s receives original cell pi[s], so pi is the answer in the solve convention. JSON by default; with Accept: image/png (or format=png) the PNG itself with headers X-Permutation (comma-separated pi), X-Grid and X-Seed.",
         "parameters": [
           {"name": "grid", "in": "query", "required": false, "description": "Pieces per side (default 3)", "schema": {"type": "integer", "minimum": 1, "maximum": 16, "default": 3}},
-          {"name": "seed", "in": "query", "required": false, "description": "Seed of the shuffle; drawn by the server (and returned) when absent", "schema": {"type": "integer", "minimum": 0}},
+          {"name": "seed", "in": "query", "required": false, "description": "Seed of the shuffle; drawn by the server (and returned) when absent", "schema": {"type": "integer", "minimum": 0, "maximum": 9007199254740991}},
           {"$ref": "#/components/parameters/Format"}],
         "requestBody": {"required": true, "content": {
           "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -137,7 +137,7 @@ enum OpenAPIDocument {
           {"name": "k", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
           {"$ref": "#/components/parameters/Model"},
           {"name": "dataset", "in": "query", "required": false, "description": "mnist or fashion-mnist; default: the model's eval.dataset, else mnist", "schema": {"type": "string"}},
-          {"name": "seed", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+          {"name": "seed", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 9007199254740991}},
           {"$ref": "#/components/parameters/TauOptional"},
           {"$ref": "#/components/parameters/Iterations"}],
         "responses": {

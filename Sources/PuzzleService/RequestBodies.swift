@@ -216,8 +216,9 @@ extension HTTPRequest {
     /// A 64-bit seed from the query, or `nil` when absent.
     func seed() throws(ServiceError) -> UInt64? {
         guard let text = queryParameters["seed"] else { return nil }
-        guard let value = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
-            throw .invalidParameter(name: "seed", value: text, reason: "must be an integer in 0...\(UInt64.max)")
+        guard let value = UInt64(text.trimmingCharacters(in: .whitespaces)), value <= JigsawService.maximumSeed else {
+            throw .invalidParameter(name: "seed", value: String(text.prefix(64)),
+                                    reason: "must be an integer in 0...\(JigsawService.maximumSeed)")
         }
         return value
     }

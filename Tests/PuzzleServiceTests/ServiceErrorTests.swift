@@ -81,6 +81,8 @@ struct ServiceErrorTests {
         Case(name: "scramble grid too large for the image", target: "/v1/scramble?grid=12",
              body: (try? PNG.encode(Image(width: 10, height: 10, channels: 1))) ?? [], status: 422, code: "unprocessable_input"),
         Case(name: "scramble bad seed", target: "/v1/scramble?seed=-4", body: goodPNG, status: 400, code: "invalid_parameter"),
+        Case(name: "scramble seed beyond 2^53 - 1", target: "/v1/scramble?seed=9007199254740992", body: goodPNG, status: 400,
+             code: "invalid_parameter"),
         Case(name: "sort without numbers", target: "/v1/sort", contentType: "application/json", body: json(["model": "sort-8"]),
              status: 400, code: "invalid_json"),
         Case(name: "sort too many numbers", target: "/v1/sort", contentType: "application/json",
@@ -216,6 +218,18 @@ struct ServiceErrorTests {
             #expect((intensity["evaluation"] as? [String: Any])?["dataset"] as? String == "synthetic")
             #expect(intensity["is_default"] as? Bool == true && intensity["kind"] as? String == "jigsaw")
             #expect(try get("/v1/models/sort-8", port: port).json["kind"] as? String == "sorting")
+        }
+    }
+
+    @Test("seeds the server draws stay below 2^53, so a JavaScript client reads them exactly")
+    func drawnSeedsFitADouble() throws {
+        let png = try PNG.encode(scrambledImage(grid: 2, permutation: Array(0..<4), width: 20, height: 20))
+        try withService(models: [try intensityModel(grid: 2)]) { port, _ in
+            for _ in 0..<40 {
+                let reply = try request("POST", "/v1/scramble?grid=2", port: port, headers: ["Content-Type": "image/png"], body: png)
+                let seed = try #require(reply.json["seed"] as? NSNumber).uint64Value
+                #expect(seed < 1 << 53 && Double(seed) == Double(Int64(seed)) && UInt64(Double(seed)) == seed)
+            }
         }
     }
 

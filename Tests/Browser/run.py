@@ -425,6 +425,9 @@ def run(args):
         time.sleep(0.3)
         overflow = dev.evaluate("document.documentElement.scrollWidth")
         checks.expect(overflow <= 390, f"on a 390 px phone screen nothing overflows sideways (scroll width {overflow})")
+        controls_top = dev.evaluate("Math.round(document.querySelector('.controls').getBoundingClientRect().top + window.scrollY)")
+        checks.expect(controls_top < 844 / 2,
+                      f"on a 390 px phone the puzzle controls start in the upper half of the first screen ({controls_top} px)")
         if args.phone_screenshot:
             height = dev.evaluate("Math.ceil(document.documentElement.scrollHeight)")
             dev.call("Emulation.setDeviceMetricsOverride", width=390, height=height, deviceScaleFactor=1, mobile=True)

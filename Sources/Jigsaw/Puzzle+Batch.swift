@@ -81,7 +81,7 @@ public struct PuzzleBatch: Sendable {
         let (scale, shift) = coefficients(channelNormalization, pixelScale: 1)
         images.withUnsafeBufferPointer { source in
             fill(count: images.shape[0], height: images.shape[2], width: images.shape[3], indices: indices,
-                 generator: &generator) { base, offset, c in Float(source[base + offset]) * scale[c] + shift[c] }
+                 generator: &generator, scale: scale, shift: shift) { base, offset in Float(source[base + offset]) }
         }
     }
 
@@ -106,7 +106,7 @@ public struct PuzzleBatch: Sendable {
         let (scale, shift) = coefficients(channelNormalization, pixelScale: 255)
         dataset.pixels.withUnsafeBufferPointer { source in
             fill(count: dataset.count, height: dataset.height, width: dataset.width, indices: indices,
-                 generator: &generator) { base, offset, c in Float(source[base + offset]) * scale[c] + shift[c] }
+                 generator: &generator, scale: scale, shift: shift) { base, offset in Float(source[base + offset]) }
         }
     }
 
@@ -122,7 +122,7 @@ public struct PuzzleBatch: Sendable {
 
     private mutating func fill<Indices: Collection<Int>>(
         count total: Int, height: Int, width: Int, indices: Indices, generator: inout SeededGenerator,
-        sample: (Int, Int, Int) -> Float
+        scale: [Float], shift: [Float], sample: (Int, Int) -> Float
     ) {
         resize(to: indices.count)
         let n = pieceCount, grid = grid, channels = channels
@@ -140,10 +140,11 @@ public struct PuzzleBatch: Sendable {
                         for cell in 0..<n {
                             let (columnOffset, rowOffset) = crop.origin(ofCell: cell)
                             for c in 0..<channels {
+                                let (scale, shift) = (scale[c], shift[c])
                                 for y in 0..<pieceHeight {
                                     let start = (c * height + rowOffset + y) * width + columnOffset
                                     for x in 0..<pieceWidth {
-                                        target[o] = sample(base, start + x, c)
+                                        target[o] = sample(base, start + x) * scale + shift
                                         o += 1
                                     }
                                 }

@@ -45,6 +45,9 @@ public final class JigsawNetwork: Module {
         didSet { for normalisation in normalisations { normalisation.isTraining = isTraining } }
     }
 
+    /// The row-local stages right after the encoder, which run on each worker's pieces as soon as
+    /// the encoder has normalised them, while they are still in cache.
+    private let fusedWithEncoder: [any RowLocalStage]
     private var cachedInput: Tensor?
     private var cachedWorkers = 1
     private var scores = Tensor(shape: [0])
@@ -85,6 +88,9 @@ public final class JigsawNetwork: Module {
         stages += attentions as [any JigsawStage]
         stages.append(head)
         self.stages = stages
+        var fused: [any RowLocalStage] = []
+        while 1 + fused.count < stages.count, let next = stages[1 + fused.count] as? any RowLocalStage { fused.append(next) }
+        fusedWithEncoder = fused
     }
 
     /// Builds the network described by a weights file's metadata and loads its tensors.
@@ -141,13 +147,7 @@ extension JigsawNetwork {
             let pass = StagePass(rows: count, piecesPerPuzzle: c.pieceCount, workers: cachedWorkers,
                                  isTraining: isTraining, input: input.baseAddress!)
             for stage in stages { stage.prepare(pass) }
-            // The row-local stages right after the encoder run on each worker's pieces as soon as
-            // the encoder has normalised them, while they are still in cache.
-            var fused: [any RowLocalStage] = []
-            while 1 + fused.count < stages.count, let next = stages[1 + fused.count] as? any RowLocalStage {
-                fused.append(next)
-            }
-            let (encoderOutput, chain) = (UnsafePointer(encoder.activations), fused)
+            let (encoderOutput, chain) = (UnsafePointer(encoder.activations), fusedWithEncoder)
             encoder.forward(pass) { range in
                 var input = encoderOutput
                 for stage in chain {
@@ -155,8 +155,8 @@ extension JigsawNetwork {
                     input = UnsafePointer(stage.activations)
                 }
             }
-            pass.input = UnsafePointer(fused.last?.activations ?? encoder.activations)
-            for stage in stages.dropFirst(1 + fused.count) {
+            pass.input = UnsafePointer(chain.last?.activations ?? encoder.activations)
+            for stage in stages.dropFirst(1 + chain.count) {
                 stage.forward(pass)
                 if !stage.passesInputThrough { pass.input = UnsafePointer(stage.activations) }
             }

@@ -1,4 +1,5 @@
 import Dispatch
+import NeuralNet
 import Permutations
 import TensorKit
 

@@ -1,3 +1,5 @@
+import NeuralNet
+
 /// A learning-free jigsaw solver: places pieces to minimise the total edge dissimilarity
 /// (`EdgeCompatibility`) over all horizontally and vertically adjacent grid cells.
 ///

@@ -7,6 +7,7 @@ import TensorKit
 ///     PieceEncoder   g1: Conv2d(C → h, k×k) → MaxPool2d(2) → ReLU → BatchNorm2d(h)   (×(1 + extra))
 ///     SetContext     optional: the puzzle's mean features, a term of the hidden layer
 ///     HiddenLayer    optional: Linear(F → u) → ReLU                                  (g_2.0)
+///     EdgeAttention  optional, × blocks: pieces gather what their edge neighbours computed (edges.b)
 ///     SetAttention   optional, × blocks: self-attention among each puzzle's pieces   (attention.b)
 ///     ScoreHead      Linear(F or u → n, no bias)                                     (g_2 or g_2.2)
 ///
@@ -36,6 +37,10 @@ public final class JigsawNetwork: Module {
     public let hidden: HiddenLayer?
     /// The self-attention blocks over each puzzle's pieces after the hidden layer.
     public let attentions: [SetAttention]
+    /// The edge attention blocks after the hidden layer.
+    public let edgeAttentions: [EdgeAttention]
+    /// The edge compatibilities of the current batch, shared by the edge attention blocks.
+    public let edgeGraph: EdgeGraph?
     /// The output layer.
     public let head: ScoreHead
     /// Workers for the per-piece work.
@@ -60,7 +65,7 @@ public final class JigsawNetwork: Module {
         self.configuration = configuration
         let c = configuration
         // Layers draw their initial weights in this order (encoder, hidden, output, context,
-        // attention), so a seed gives the same network whatever stages follow.
+        // attention, edges), so a seed gives the same network whatever stages follow.
         var generator = SeededGenerator(seed: seed)
         encoder = PieceEncoder(channels: c.channels, pieceSize: c.pieceSize, hiddenChannels: c.hiddenChannels,
                                kernelSize: c.kernelSize, blocks: c.convolutionBlocks, generator: &generator)
@@ -82,9 +87,19 @@ public final class JigsawNetwork: Module {
             SetAttention(name: "attention.\(block)", features: c.hiddenUnits, heads: c.attentionHeads,
                          headUnits: c.attentionHeadUnits, generator: &generator)
         }
+        let graph = c.edgeBlocks > 0
+            ? EdgeGraph(measure: c.edgeMeasureValue ?? .mahalanobisGradient, sharpness: c.edgeSharpness)
+            : nil
+        edgeGraph = graph
+        edgeAttentions = graph.map { graph in
+            (0..<c.edgeBlocks).map { block in
+                EdgeAttention(name: "edges.\(block)", features: c.hiddenUnits, graph: graph, generator: &generator)
+            }
+        } ?? []
         var stages: [any JigsawStage] = [encoder]
         if let setContext { stages.append(setContext) }
         if let hidden { stages.append(hidden) }
+        stages += edgeAttentions as [any JigsawStage]
         stages += attentions as [any JigsawStage]
         stages.append(head)
         self.stages = stages
@@ -147,6 +162,8 @@ extension JigsawNetwork {
             let pass = StagePass(rows: count, piecesPerPuzzle: c.pieceCount, workers: cachedWorkers,
                                  isTraining: isTraining, input: input.baseAddress!)
             for stage in stages { stage.prepare(pass) }
+            edgeGraph?.compute(pieces: input.baseAddress!, rows: count, piecesPerPuzzle: c.pieceCount,
+                               channels: c.channels, side: c.pieceSize, workers: cachedWorkers)
             let (encoderOutput, chain) = (UnsafePointer(encoder.activations), fusedWithEncoder)
             encoder.forward(pass) { range in
                 var input = encoderOutput

@@ -40,6 +40,16 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     public var attentionHeads: Int
     /// Query/key/value width of each head.
     public var attentionHeadUnits: Int
+    /// Edge attention blocks after the hidden layer, before the self-attention blocks
+    /// (``EdgeAttention``: each piece gathers the hidden vectors of the pieces that continue it
+    /// across its four edges, weighted by edge compatibility measured on the full-resolution
+    /// pieces). Needs hidden units and a grid of at least 2; 0 for none.
+    public var edgeBlocks: Int
+    /// How edge attention measures the dissimilarity across a seam: `mgc` (Mahalanobis gradient
+    /// compatibility, 1 or 3 channels) or `prediction` (L1 of each side extrapolated across it).
+    public var edgeMeasure: String
+    /// `κ` of ``EdgeGraph``: how sharply the attention prefers the best-matching piece.
+    public var edgeSharpness: Float
     /// Per-channel mean subtracted from pixel values in `[0, 1]` (one value applies to all).
     public var normalisationMean: [Float]
     /// Per-channel standard deviation dividing the centred pixel values.
@@ -48,7 +58,8 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     public init(grid: Int = 2, imageSize: Int = 28, channels: Int = 1, hiddenChannels: Int = 32,
                 kernelSize: Int = 5, extraConvolutionBlocks: Int = 0, hiddenUnits: Int = 0,
                 setContext: Bool = false, contextUnits: Int = 0, attentionBlocks: Int = 0, attentionHeads: Int = 4,
-                attentionHeadUnits: Int = 32, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
+                attentionHeadUnits: Int = 32, edgeBlocks: Int = 0, edgeMeasure: String = "mgc",
+                edgeSharpness: Float = 8, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
         self.grid = grid
         self.imageSize = imageSize
         self.channels = channels
@@ -61,6 +72,9 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         self.attentionBlocks = attentionBlocks
         self.attentionHeads = attentionHeads
         self.attentionHeadUnits = attentionHeadUnits
+        self.edgeBlocks = edgeBlocks
+        self.edgeMeasure = edgeMeasure
+        self.edgeSharpness = edgeSharpness
         self.normalisationMean = normalisationMean
         self.normalisationStd = normalisationStd
     }
@@ -77,6 +91,15 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         var side = pieceSize
         for _ in 0..<blocks { side /= 2 }
         return side
+    }
+
+    /// ``edgeMeasure`` as a measure, or `nil` when it names none.
+    public var edgeMeasureValue: EdgeCompatibility.Measure? {
+        switch edgeMeasure {
+        case "mgc": .mahalanobisGradient
+        case "prediction": .prediction()
+        default: nil
+        }
     }
 
     /// The length of the vector averaged over a puzzle's pieces for set context.
@@ -118,6 +141,17 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         try require((1...1024).contains(attentionHeadUnits), "attention head units \(attentionHeadUnits) is not in 1...1024")
         try require(hiddenUnits * attentionHeads * attentionHeadUnits <= 1 << 28,
                     "the attention layers would exceed 2^28 weights")
+        try require((0...8).contains(edgeBlocks), "edge blocks \(edgeBlocks) is not in 0...8")
+        try require(edgeBlocks == 0 || hiddenUnits > 0, "edge attention needs hidden units")
+        try require(edgeBlocks == 0 || grid >= 2, "edge attention needs a grid of at least 2")
+        try require(edgeBlocks == 0 || pieceSize >= 2, "edge attention needs pieces of at least 2 pixels")
+        try require(edgeMeasureValue != nil, "edge measure '\(edgeMeasure)' is not mgc or prediction")
+        try require(edgeBlocks == 0 || edgeMeasure != "mgc" || channels == 1 || channels == 3,
+                    "the mgc edge measure needs 1 or 3 channels")
+        try require(edgeSharpness.isFinite && edgeSharpness > 0 && edgeSharpness <= 1000,
+                    "edge sharpness \(edgeSharpness) is not in (0, 1000]")
+        try require(hiddenUnits * (4 * hiddenUnits + 8) * edgeBlocks <= 1 << 28,
+                    "the edge attention layers would exceed 2^28 weights")
         let outputInputs = hiddenUnits > 0 ? hiddenUnits : featureCount
         try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount <= 1 << 28,
                     "the Linear layers would exceed 2^28 weights")
@@ -170,13 +204,17 @@ extension JigsawNetworkConfiguration {
         public static let attentionBlocks = "attention_blocks"
         public static let attentionHeads = "attention_heads"
         public static let attentionHeadUnits = "attention_head_units"
+        public static let edgeBlocks = "edge_blocks"
+        public static let edgeMeasure = "edge_measure"
+        public static let edgeSharpness = "edge_sharpness"
         public static let normalisationMean = "normalization_mean"
         public static let normalisationStd = "normalization_std"
     }
 
-    /// The configuration as `__metadata__` strings (numbers in decimal, lists comma-separated).
+    /// The configuration as `__metadata__` strings (numbers in decimal, lists comma-separated);
+    /// the edge keys only when there are edge blocks.
     public var metadata: [String: String] {
-        [
+        var metadata: [String: String] = [
             Key.architecture: Self.architecture,
             Key.grid: String(grid),
             Key.imageSize: String(imageSize),
@@ -194,6 +232,12 @@ extension JigsawNetworkConfiguration {
             Key.normalisationMean: normalisationMean.map { String($0) }.joined(separator: ","),
             Key.normalisationStd: normalisationStd.map { String($0) }.joined(separator: ","),
         ]
+        if edgeBlocks > 0 {
+            metadata[Key.edgeBlocks] = String(edgeBlocks)
+            metadata[Key.edgeMeasure] = edgeMeasure
+            metadata[Key.edgeSharpness] = String(edgeSharpness)
+        }
+        return metadata
     }
 
     /// Reads a configuration from `__metadata__` strings and validates it.
@@ -223,6 +267,9 @@ extension JigsawNetworkConfiguration {
             attentionBlocks: try metadata.integer(Key.attentionBlocks, default: 0),
             attentionHeads: try metadata.integer(Key.attentionHeads, default: defaults.attentionHeads),
             attentionHeadUnits: try metadata.integer(Key.attentionHeadUnits, default: defaults.attentionHeadUnits),
+            edgeBlocks: try metadata.integer(Key.edgeBlocks, default: 0),
+            edgeMeasure: metadata[Key.edgeMeasure] ?? defaults.edgeMeasure,
+            edgeSharpness: try metadata.float(Key.edgeSharpness, default: defaults.edgeSharpness),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
         try validate()

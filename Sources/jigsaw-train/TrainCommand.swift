@@ -48,6 +48,13 @@ struct TrainCommand: CheckedCommand {
     var attentionHeads: Int = 4
     @Option(name: .customLong("attention-head-units"), help: "Query/key/value width of each attention head.")
     var attentionHeadUnits: Int = 32
+    @Option(name: .customLong("edge-blocks"),
+            help: "Edge attention blocks: each piece gathers what the pieces continuing its four edges computed, weighted by edge compatibility (needs --hidden-units).")
+    var edgeBlocks: Int = 0
+    @Option(name: .customLong("edge-measure"), help: "Edge dissimilarity for edge attention: mgc or prediction.")
+    var edgeMeasure: String = "mgc"
+    @Option(name: .customLong("edge-sharpness"), help: "How sharply edge attention prefers the best-matching piece (κ).")
+    var edgeSharpness: Float = 8
     @Option(name: [.customLong("temperature"), .customLong("tau")], help: "Sinkhorn temperature τ.")
     var temperature: Float = 0.1
     @Option(name: [.customLong("final-temperature"), .customLong("final-tau")],
@@ -95,6 +102,7 @@ struct TrainCommand: CheckedCommand {
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
                 setContext: setContext, contextUnits: contextUnits, attentionBlocks: attentionBlocks,
                 attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits,
+                edgeBlocks: edgeBlocks, edgeMeasure: edgeMeasure, edgeSharpness: edgeSharpness,
                 normalisationMean: Self.floats(normalisationMean) ?? (dataset == .photos ? [0.485, 0.456, 0.406] : [0.1307]),
                 normalisationStd: Self.floats(normalisationStd) ?? (dataset == .photos ? [0.229, 0.224, 0.225] : [0.3081])),
             dataset: dataset, dataDirectory: data.directory ?? "",

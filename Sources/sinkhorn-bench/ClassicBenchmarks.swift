@@ -1,5 +1,6 @@
 import Foundation
 import Jigsaw
+import NeuralNet
 import TensorKit
 
 /// A smooth synthetic RGB image `[3, side, side]` in [0, 1] (gradients plus sinusoids).

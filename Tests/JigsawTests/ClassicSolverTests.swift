@@ -1,5 +1,6 @@
 import Foundation
 import Jigsaw
+import NeuralNet
 import Permutations
 import Testing
 import TensorKit

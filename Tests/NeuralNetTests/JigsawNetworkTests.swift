@@ -50,6 +50,14 @@ func referenceJigsawScores(_ c: JigsawNetworkConfiguration, tensors: [String: [D
             }
         }
         x = Reference.relu(hidden)
+        if c.edgeBlocks > 0 {
+            let graph = referenceEdgeGraph(pieces, puzzles: batch, n: n, channels: c.channels, side: c.pieceSize,
+                                           sharpness: Double(c.edgeSharpness))
+            for block in 0..<c.edgeBlocks {
+                x = referenceEdgeAttention(x, graph: graph, tensors: tensors, name: "edges.\(block)", puzzles: batch,
+                                           n: n, units: c.hiddenUnits)
+            }
+        }
         for block in 0..<c.attentionBlocks {
             x = referenceAttention(x, tensors: tensors, name: "attention.\(block)", puzzles: batch, n: n,
                                    units: c.hiddenUnits, heads: c.attentionHeads, headUnits: c.attentionHeadUnits)
@@ -94,6 +102,96 @@ func referenceAttention(_ x: [Double], tensors: [String: [Double]], name: String
     return Reference.relu(zip(x, projected).map { $0 + $1 })
 }
 
+/// The edge graph in Double from the prediction-based dissimilarity, written per element:
+/// weights `[puzzles][4][n][n]` and features `[rows][8]` (see `EdgeGraph`).
+func referenceEdgeGraph(_ pieces: [Double], puzzles: Int, n: Int, channels: Int, side: Int, sharpness: Double)
+    -> (weights: [Double], features: [Double]) {
+    let size = channels * side * side
+    func pixel(_ piece: Int, _ c: Int, _ y: Int, _ x: Int) -> Double { pieces[piece * size + (c * side + y) * side + x] }
+    // cost(i left of j) and cost(i above j): each side's edge extrapolated across the seam, L1, both ways.
+    func leftCost(_ i: Int, _ j: Int) -> Double {
+        var total = 0.0
+        for c in 0..<channels {
+            for y in 0..<side {
+                let a = pixel(i, c, y, side - 1), a2 = pixel(i, c, y, side - 2)
+                let b = pixel(j, c, y, 0), b2 = pixel(j, c, y, 1)
+                total += abs(2 * a - a2 - b) + abs(2 * b - b2 - a)
+            }
+        }
+        return total
+    }
+    func aboveCost(_ i: Int, _ j: Int) -> Double {
+        var total = 0.0
+        for c in 0..<channels {
+            for x in 0..<side {
+                let a = pixel(i, c, side - 1, x), a2 = pixel(i, c, side - 2, x)
+                let b = pixel(j, c, 0, x), b2 = pixel(j, c, 1, x)
+                total += abs(2 * a - a2 - b) + abs(2 * b - b2 - a)
+            }
+        }
+        return total
+    }
+    var weights = [Double](repeating: 0, count: puzzles * 4 * n * n)
+    var features = [Double](repeating: 0, count: puzzles * n * 8)
+    for b in 0..<puzzles {
+        let base = b * n
+        for d in 0..<4 {
+            for i in 0..<n {
+                let others = (0..<n).filter { $0 != i }
+                let costs = others.map { j -> Double in
+                    switch d {
+                    case 0: leftCost(base + i, base + j)
+                    case 1: leftCost(base + j, base + i)
+                    case 2: aboveCost(base + i, base + j)
+                    default: aboveCost(base + j, base + i)
+                    }
+                }
+                let sorted = costs.sorted()
+                let (best, second) = (sorted[0], sorted[1])
+                let logits = costs.map { -sharpness * $0 / second }
+                let largest = logits.max()!
+                let exps = logits.map { Foundation.exp($0 - largest) }
+                let total = exps.reduce(0, +)
+                for (k, j) in others.enumerated() { weights[((b * 4 + d) * n + i) * n + j] = exps[k] / total }
+                features[(base + i) * 8 + d] = 1 - best / second
+            }
+        }
+        for d in 0..<4 {
+            let opposite = d % 2 == 0 ? d + 1 : d - 1
+            for i in 0..<n {
+                var agreement = 0.0
+                for j in 0..<n {
+                    agreement += weights[((b * 4 + d) * n + i) * n + j] * weights[((b * 4 + opposite) * n + j) * n + i]
+                }
+                features[(base + i) * 8 + 4 + d] = agreement
+            }
+        }
+    }
+    return (weights, features)
+}
+
+/// One edge attention block in Double: `Z = ReLU(H + [A¹H A²H A³H A⁴H F]·Wᵀ + b)` per puzzle.
+func referenceEdgeAttention(_ x: [Double], graph: (weights: [Double], features: [Double]), tensors: [String: [Double]],
+                            name: String, puzzles: Int, n: Int, units u: Int) -> [Double] {
+    let width = 4 * u + 8, rows = puzzles * n
+    var messages = [Double](repeating: 0, count: rows * width)
+    for b in 0..<puzzles {
+        for i in 0..<n {
+            let row = (b * n + i) * width
+            for d in 0..<4 {
+                for j in 0..<n {
+                    let a = graph.weights[((b * 4 + d) * n + i) * n + j]
+                    for k in 0..<u { messages[row + d * u + k] += a * x[(b * n + j) * u + k] }
+                }
+            }
+            for f in 0..<8 { messages[row + 4 * u + f] = graph.features[(b * n + i) * 8 + f] }
+        }
+    }
+    let projected = Reference.linear(messages, rows: rows, inputs: width, weight: tensors[name + ".weight"]!,
+                                     outputs: u, bias: tensors[name + ".bias"])
+    return Reference.relu(zip(x, projected).map { $0 + $1 })
+}
+
 @Suite("JigsawNetwork")
 struct JigsawNetworkTests {
     static let configurations: [JigsawNetworkConfiguration] = [
@@ -113,6 +211,12 @@ struct JigsawNetworkTests {
         JigsawNetworkConfiguration(grid: 3, imageSize: 12, channels: 1, hiddenChannels: 2, kernelSize: 3,
                                    hiddenUnits: 5, setContext: true, attentionBlocks: 2, attentionHeads: 3,
                                    attentionHeadUnits: 2),
+        JigsawNetworkConfiguration(grid: 2, imageSize: 12, channels: 3, hiddenChannels: 2, kernelSize: 3,
+                                   hiddenUnits: 5, edgeBlocks: 2, edgeMeasure: "prediction", edgeSharpness: 3,
+                                   normalisationMean: [0.5, 0.4, 0.3], normalisationStd: [0.2, 0.2, 0.2]),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 12, channels: 1, hiddenChannels: 2, kernelSize: 3,
+                                   hiddenUnits: 4, setContext: true, attentionBlocks: 1, attentionHeads: 2,
+                                   attentionHeadUnits: 2, edgeBlocks: 1, edgeMeasure: "prediction"),
     ]
 
     @Test("scores and every parameter gradient against Double finite differences",
@@ -201,9 +305,11 @@ struct JigsawNetworkTests {
                                    hiddenUnits: 8, setContext: true, contextUnits: 6),
         JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
                                    hiddenUnits: 8, attentionBlocks: 2, attentionHeads: 2, attentionHeadUnits: 4),
+        JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenChannels: 3, kernelSize: 3,
+                                   hiddenUnits: 8, edgeBlocks: 2),
     ]
 
-    @Test("with set context or attention, scrambling a puzzle's pieces only reorders its score rows, and other puzzles do not matter",
+    @Test("with set context, attention or edge attention, scrambling a puzzle's pieces only reorders its score rows, and other puzzles do not matter",
           arguments: setConfigurations, [false, true])
     func setContextEquivariance(configuration: JigsawNetworkConfiguration, training: Bool) throws {
         var generator = SeededGenerator(seed: 33)

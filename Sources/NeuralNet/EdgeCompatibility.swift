@@ -1,3 +1,4 @@
+import Glibc
 import TensorKit
 
 /// Pairwise dissimilarities between the edges of square-grid jigsaw pieces, for the classic
@@ -39,96 +40,96 @@ public struct EdgeCompatibility: Sendable, Equatable {
         let shape = pieces.rank == 5 ? Array(pieces.shape.dropFirst()) : pieces.shape
         precondition(shape.count == 4 && (pieces.rank == 4 || pieces.shape[0] == 1),
                      "expected pieces [n, C, h, w], got \(pieces.shape)")
-        let (n, channels, height, width) = (shape[0], shape[1], shape[2], shape[3])
-        precondition(height >= 2 && width >= 2, "pieces must be at least 2×2 pixels")
-        // Boundary strips as [side][piece][channel][position], two deep: side 0 = right edge
-        // (last, last − 1 columns), 1 = left edge (first, second), 2 = bottom (last, last − 1
-        // rows), 3 = top (first, second rows).
-        var strips: [[[Float]]] = Array(repeating: Array(repeating: [], count: n), count: 4)
+        var result: EdgeCompatibility?
         pieces.withUnsafeBufferPointer { source in
-            let pieceSize = channels * height * width
-            for p in 0..<n {
-                var right: [Float] = [], leftEdge: [Float] = [], bottom: [Float] = [], top: [Float] = []
-                right.reserveCapacity(2 * channels * height)
-                for depth in 0..<2 {
-                    for c in 0..<channels {
-                        let plane = p * pieceSize + c * height * width
-                        for y in 0..<height {
-                            right.append(source[plane + y * width + (width - 1 - depth)])
-                            leftEdge.append(source[plane + y * width + depth])
-                        }
-                        for x in 0..<width {
-                            bottom.append(source[plane + (height - 1 - depth) * width + x])
-                            top.append(source[plane + depth * width + x])
-                        }
+            result = EdgeCompatibility(pieces: source.baseAddress!, count: shape[0], channels: shape[1],
+                                       height: shape[2], width: shape[3], measure: measure)
+        }
+        self = result!
+    }
+
+    /// Costs from `count` pieces `[C, height, width]` stored one after another at `pieces`.
+    public init(pieces source: UnsafePointer<Float>, count n: Int, channels: Int, height: Int, width: Int,
+                measure: Measure = .prediction()) {
+        precondition(n >= 1 && channels >= 1, "no pieces")
+        precondition(height >= 2 && width >= 2, "pieces must be at least 2×2 pixels")
+        // Boundary strips, two lines deep, `[piece][depth][channel][position]`: the right edge
+        // (last, last − 1 columns), the left edge (first, second), the bottom edge (last,
+        // last − 1 rows) and the top edge (first, second rows).
+        let (columnLine, rowLine) = (channels * height, channels * width)
+        var right = [Float](repeating: 0, count: n * 2 * columnLine), leftEdge = right
+        var bottom = [Float](repeating: 0, count: n * 2 * rowLine), top = bottom
+        let pieceSize = channels * height * width
+        for p in 0..<n {
+            for depth in 0..<2 {
+                for c in 0..<channels {
+                    let plane = source + p * pieceSize + c * height * width
+                    let column = (p * 2 + depth) * columnLine + c * height
+                    for y in 0..<height {
+                        right[column + y] = plane[y * width + (width - 1 - depth)]
+                        leftEdge[column + y] = plane[y * width + depth]
+                    }
+                    let row = (p * 2 + depth) * rowLine + c * width
+                    let (last, first) = (plane + (height - 1 - depth) * width, plane + depth * width)
+                    for x in 0..<width {
+                        bottom[row + x] = last[x]
+                        top[row + x] = first[x]
                     }
                 }
-                strips[0][p] = right; strips[1][p] = leftEdge; strips[2][p] = bottom; strips[3][p] = top
             }
         }
         self.count = n
-        self.left = Self.costs(n: n, channels: channels, length: height, first: strips[0], second: strips[1], measure: measure)
-        self.above = Self.costs(n: n, channels: channels, length: width, first: strips[2], second: strips[3], measure: measure)
+        self.left = Self.costs(n: n, channels: channels, length: height, first: right, second: leftEdge, measure: measure)
+        self.above = Self.costs(n: n, channels: channels, length: width, first: bottom, second: top, measure: measure)
     }
 
-    /// Costs from pieces given as images (any channel count; converted to RGB or kept gray).
-    public init(pieces images: [Image], measure: Measure = .prediction()) {
-        precondition(!images.isEmpty, "no pieces")
-        let tensors = images.map { $0.tensor() }
-        let shape = tensors[0].shape
-        precondition(tensors.allSatisfy { $0.shape == shape }, "pieces differ in size")
-        var joined = Tensor(shape: [images.count] + shape)
-        let size = shape.reduce(1, *)
-        joined.withUnsafeMutableBufferPointer { out in
-            for (p, t) in tensors.enumerated() {
-                t.withUnsafeBufferPointer { src in for k in 0..<size { out[p * size + k] = src[k] } }
-            }
-        }
-        self.init(pieces: joined, measure: measure)
-    }
-
-    /// `first[i]` holds piece `i`'s facing edge (its outermost line, then the one inside it), and
-    /// `second[j]` piece `j`'s facing edge, each `[depth][channel][position]` flattened.
-    private static func costs(n: Int, channels: Int, length: Int, first: [[Float]], second: [[Float]],
+    /// `first` holds every piece's facing edge (its outermost line, then the one inside it) and
+    /// `second` every piece's opposite edge, each `[piece][depth][channel][position]` flattened.
+    private static func costs(n: Int, channels: Int, length: Int, first: [Float], second: [Float],
                               measure: Measure) -> [Float] {
         var result = [Float](repeating: .infinity, count: n * n)
         let line = channels * length
-        switch measure {
-        case .prediction(let p, let q):
-            let plain = p == 1
-            for i in 0..<n {
-                first[i].withUnsafeBufferPointer { a in
-                    for j in 0..<n where j != i {
-                        second[j].withUnsafeBufferPointer { b in
+        first.withUnsafeBufferPointer { first in
+            second.withUnsafeBufferPointer { second in
+                let (first, second) = (first.baseAddress!, second.baseAddress!)
+                switch measure {
+                case .prediction(let p, let q):
+                    let plain = p == 1
+                    for i in 0..<n {
+                        let a = first + i * 2 * line
+                        for j in 0..<n where j != i {
+                            let b = second + j * 2 * line
                             var sum: Float = 0
                             for k in 0..<line {
                                 let aLast = a[k], aPrev = a[line + k], bFirst = b[k], bNext = b[line + k]
                                 let e1 = abs(2 * aLast - aPrev - bFirst)
                                 let e2 = abs(2 * bFirst - bNext - aLast)
-                                sum += plain ? e1 + e2 : _pow(e1, p) + _pow(e2, p)
+                                sum += plain ? e1 + e2 : powf(e1, p) + powf(e2, p)
                             }
-                            result[i * n + j] = plain && q == 1 ? sum : _pow(sum, q / p)
+                            result[i * n + j] = plain && q == 1 ? sum : powf(sum, q / p)
                         }
                     }
-                }
-            }
-        case .mahalanobisGradient:
-            precondition(channels == 3 || channels == 1, "MGC needs 1 or 3 channels")
-            let modelsA = first.map { GradientModel(strip: $0, channels: channels, length: length) }
-            let modelsB = second.map { GradientModel(strip: $0, channels: channels, length: length) }
-            for i in 0..<n {
-                for j in 0..<n where j != i {
-                    var sum: Float = 0
-                    for k in 0..<length {
-                        var fromA = [Float](repeating: 0, count: channels), fromB = fromA
-                        for c in 0..<channels {
-                            let aLast = first[i][c * length + k], bFirst = second[j][c * length + k]
-                            fromA[c] = bFirst - aLast
-                            fromB[c] = aLast - bFirst
+                case .mahalanobisGradient:
+                    precondition(channels == 3 || channels == 1, "MGC needs 1 or 3 channels")
+                    let modelsA = (0..<n).map { GradientModel(strip: first + $0 * 2 * line, channels: channels, length: length) }
+                    let modelsB = (0..<n).map { GradientModel(strip: second + $0 * 2 * line, channels: channels, length: length) }
+                    var fromA = [Float](repeating: 0, count: channels), fromB = fromA
+                    for i in 0..<n {
+                        let a = first + i * 2 * line
+                        for j in 0..<n where j != i {
+                            let b = second + j * 2 * line
+                            var sum: Float = 0
+                            for k in 0..<length {
+                                for c in 0..<channels {
+                                    let aLast = a[c * length + k], bFirst = b[c * length + k]
+                                    fromA[c] = bFirst - aLast
+                                    fromB[c] = aLast - bFirst
+                                }
+                                sum += modelsA[i].distance(fromA) + modelsB[j].distance(fromB)
+                            }
+                            result[i * n + j] = sum
                         }
-                        sum += modelsA[i].distance(fromA) + modelsB[j].distance(fromB)
                     }
-                    result[i * n + j] = sum
                 }
             }
         }
@@ -144,7 +145,7 @@ private struct GradientModel {
 
     /// Gradients `outer − inner` along the edge (`strip` = outer line, then inner line): the step
     /// towards the seam, which the step across it (`other side − outer`) should resemble.
-    init(strip: [Float], channels: Int, length: Int) {
+    init(strip: UnsafePointer<Float>, channels: Int, length: Int) {
         self.channels = channels
         let line = channels * length
         var samples: [[Float]] = []

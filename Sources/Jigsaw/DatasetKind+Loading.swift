@@ -7,7 +7,7 @@ extension DatasetKind {
     }
 
     /// Fixed evaluation crops per photo of a photo split.
-    public static let testCropsPerPhoto = 4
+    public static let testCropsPerPhoto = 64
 
     /// The folder of a photo split (`DIR/train`, `DIR/test`).
     public func photoFolder(_ directory: String, split: DatasetSplit) -> String {

@@ -14,46 +14,59 @@ extension JigsawService {
     /// `Accept: image/png` (headers `X-Puzzle-Id`, `X-Permutation`, `X-Model`).
     func solve(_ request: HTTPRequest) throws -> HTTPResponse {
         let cells: [Image], temperature: Float?, iterations: Int
-        let model: ServiceModel, network: JigsawNetworkConfiguration, origin: String
+        let choice: ModelChoice, origin: String
         // Every parameter is checked before the network runs and a puzzle is stored.
         let wantsPNG = try request.wantsPNG()
+        let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid)
         switch try RequestContent.kind(of: request, accepting: [.image, .json]) {
         case .image:
-            (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
-            let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
-            cells = try PuzzleSolver.cells(of: image, grid: network.grid)
             temperature = try request.temperature(default: nil)
             iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+            let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
+            choice = try registry.chooseJigsawModel(named: request.queryParameters["model"], grid: grid, image: image,
+                                                    colourful: image.isColourful)
+            cells = try PuzzleSolver.cells(of: image, grid: choice.configuration.grid)
             origin = "upload"
         case .json:
             let body = try RequestContent.decode(SolveRequestBody.self, from: request.body)
-            (model, network) = try registry.jigsawModel(named: body.model ?? request.queryParameters["model"])
             temperature = try request.temperature(body.tau, default: nil)
             iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)
+            let name = body.model ?? request.queryParameters["model"]
             switch (body.pieces, body.image) {
             case (let pieces?, nil):
                 cells = try pieceImages(pieces)
+                choice = try registry.chooseJigsawModel(named: name, grid: grid, pieceCount: cells.count, image: nil,
+                                                        colourful: cells.contains { $0.isColourful })
                 origin = "pieces"
             case (nil, let image?):
                 let bytes = try RequestContent.base64(image, field: "image")
                 let decoded = try RequestContent.decodeImage(bytes, maximumSamples: configuration.maximumImageSamples)
-                cells = try PuzzleSolver.cells(of: decoded, grid: network.grid)
+                choice = try registry.chooseJigsawModel(named: name, grid: grid, image: decoded, colourful: decoded.isColourful)
+                cells = try PuzzleSolver.cells(of: decoded, grid: choice.configuration.grid)
                 origin = "upload"
             default:
                 throw ServiceError.invalidJSON("give exactly one of 'pieces' (a list of pieces) and 'image' (a base64 PNG)")
             }
         }
+        let (model, network) = (choice.model, choice.configuration)
         let puzzle = try solvePuzzle(cells, model: model, configuration: network, temperature: temperature,
                                      iterations: iterations, origin: origin)
         if wantsPNG {
-            return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation])), headers: [
+            var headers = [
                 ("X-Puzzle-Id", puzzle.stored.id), ("X-Model", model.name),
                 ("X-Permutation", puzzle.stored.permutation.map(String.init).joined(separator: ",")),
                 ("Content-Location", "/v1/puzzles/\(puzzle.stored.id)/solution.png"),
-            ])
+            ]
+            if let detection = choice.detection { headers.append(("X-Detected-Grid", String(detection.grid))) }
+            for warning in choice.warnings { headers.append(("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")) }
+            return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation])),
+                                        headers: headers)
         }
-        return try ResponseEncoding.json(try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft))
+        var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft)
+        body.gridDetection = choice.detection.map(GridDetectionBody.init)
+        body.warnings = choice.warnings.isEmpty ? nil : choice.warnings
+        return try ResponseEncoding.json(body)
     }
 
     /// The images of a JSON piece list, checked against the service's limits.

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import Jigsaw
 import NeuralNet
 import TensorKit
 
@@ -79,6 +80,24 @@ struct PuzzleBody: Encodable {
     var origin: String
     var created: String
     var links: PuzzleLinks
+    /// How the grid was found when the request named neither a model nor a grid.
+    var gridDetection: GridDetectionBody? = nil
+    /// Notes on the input or the choice of model (e.g. a colour photo given to a digit model).
+    var warnings: [String]? = nil
+}
+
+/// The grid ``GridDetector`` found in a scrambled image: the grid, its confidence in `[0, 1]` and
+/// the score of every candidate grid served.
+struct GridDetectionBody: Encodable {
+    var grid: Int
+    var confidence: Float
+    var scores: [String: Float]
+
+    init(_ detection: GridDetector.Detection) {
+        grid = detection.grid
+        confidence = detection.confidence
+        scores = Dictionary(uniqueKeysWithValues: detection.scores.map { (String($0.key), $0.value) })
+    }
 }
 
 /// Where a sample puzzle came from.

@@ -5,7 +5,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const elements = {
-    model: $("model"), modelFacts: $("model-facts"), sample: $("sample"), sampleFacts: $("sample-facts"),
+    model: $("model"), modelFacts: $("model-facts"), sample: $("sample"), sampleFacts: $("sample-facts"), sampleLabel: $("sample-label"),
     drop: $("drop"), file: $("file"), board: $("board"), boardCaption: $("board-caption"), thumb: $("thumb"), solve: $("solve"), reset: $("reset"),
     status: $("status"), result: $("result"), permutation: $("permutation"), verdict: $("verdict"),
     pieceRows: $("piece-rows"), tau: $("tau"), tauValue: $("tau-value"), softImage: $("soft-image"),
@@ -169,8 +169,11 @@
 
   function updateSampleFacts() {
     const dataset = sampleDataset();
+    const photos = dataset && dataset.channels === 3;
+    elements.sampleLabel.textContent = photos ? "Test-set photo" : "Test-set digit";
     elements.sampleFacts.textContent = dataset
-      ? "One of " + dataset.count + " " + dataset.name + " test images shipped with the server, cut into the model's grid and shuffled."
+      ? "One of " + dataset.count + " " + dataset.name + " test " + (photos ? "photos" : "images")
+        + " shipped with the server (never seen in training), cut into the model's grid and shuffled."
       : "No sample images are installed on the server.";
   }
 
@@ -328,24 +331,67 @@
     return (bytes / (1024 * 1024)).toFixed(1) + " MiB";
   }
 
+  /** Converts a browser-readable image to JPEG bytes at most `side` px a side (large phone photos). */
+  async function shrinkToJPEG(file, side) {
+    const url = URL.createObjectURL(file);
+    try {
+      const image = await loadImage(url);
+      const scale = Math.min(1, side / Math.max(image.naturalWidth, image.naturalHeight));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(image.naturalWidth * scale));
+      canvas.height = Math.max(1, Math.round(image.naturalHeight * scale));
+      canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+      return await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+  }
+
+  function isColourModel(model) {
+    return !!(model && model.configuration && Number(model.configuration.channels) === 3);
+  }
+
+  /** A photo goes to a photo model: the one of the current grid, else the 3×3 one, else any. */
+  function photoModelFor(grid) {
+    const photo = state.models.filter(isColourModel);
+    const byGrid = (g) => photo.find((m) => Number(m.configuration.grid) === g);
+    return byGrid(grid) || byGrid(3) || photo[0] || null;
+  }
+
+  function selectModel(name) {
+    state.modelName = name;
+    elements.model.value = name;
+    elements.modelFacts.textContent = describeModel(currentModel());
+    updateSampleFacts();
+  }
+
   async function loadFile(file) {
     if (!file || !state.modelName) return;
     clearError();
     setBusy(true);
     setStatus("Scrambling your image…", "busy");
     try {
-      let body = file;
-      const isOtherImage = file.type && file.type !== "image/png" && file.type.startsWith("image/");
-      if (isOtherImage) {
-        // The service reads PNG only; anything the browser cannot decode goes as is, so the
-        // service's own message explains what is wrong with it.
-        body = (await convertToPNG(file).catch(() => null)) || file;
+      let body = file, note = "";
+      const direct = ["image/png", "image/jpeg", "image/webp"].includes(file.type);
+      if (file.type && file.type.startsWith("image/") && (!direct || file.size > 8 * 1024 * 1024)) {
+        // The service reads PNG, JPEG and WebP up to its body limit; anything else the browser can
+        // decode (HEIC on a phone, GIF, BMP) and very large photos are re-encoded here, and what the
+        // browser cannot decode goes as is, so the service's own message explains what is wrong.
+        body = (direct ? await shrinkToJPEG(file, 2048).catch(() => null) : await convertToPNG(file).catch(() => null)) || file;
+      }
+      const looksLikePhoto = file.type && file.type !== "image/png" && file.type.startsWith("image/");
+      if (looksLikePhoto && !isColourModel(currentModel())) {
+        const photo = photoModelFor(modelGrid());
+        if (photo) {
+          note = " Switched to " + photo.name + ", trained on photos (" + state.modelName + " knows only digits).";
+          selectModel(photo.name);
+        }
       }
       const grid = modelGrid();
       let scrambled;
       try {
         scrambled = await request("/v1/scramble?grid=" + grid, {
-          method: "POST", headers: { "Content-Type": "image/png" }, body,
+          method: "POST", headers: { "Content-Type": body.type || "application/octet-stream" }, body,
         });
       } catch (error) {
         if (error instanceof ServiceFailure && error.status === 0) {
@@ -362,7 +408,7 @@
         scrambledPNG: new Blob([bytes], { type: "image/png" }), solution: null,
       });
       elements.sampleFacts.textContent = "Your image " + file.name + ", " + scrambled.width + "×" + scrambled.height
-        + " px, cut into " + grid + "×" + grid + " and shuffled with seed " + scrambled.seed + ".";
+        + " px, cut into " + grid + "×" + grid + " and shuffled with seed " + scrambled.seed + "." + note;
       setStatus("Scrambled: press Solve");
       elements.solve.focus({ preventScroll: true });
     } catch (error) {
@@ -390,6 +436,7 @@
         });
         puzzle.solution = { id: body.id, permutation: body.permutation, confidence: body.confidence };
         puzzle.id = body.id;
+        if (body.warnings && body.warnings.length) elements.sampleFacts.textContent += " Note: " + body.warnings.join(" ");
       }
       state.solved = true;
       animateSolution();

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import TensorKit
 
@@ -16,6 +17,24 @@ public struct PhotoCollection: Sendable {
         self.images = images
         self.sources = sources
         self.skipped = skipped
+    }
+
+    /// Splits off `count` photos for validation, chosen by a hash of their source names (FNV-1a,
+    /// smallest first), so the choice depends on the names only and a validation photo gives no
+    /// crops to training: `(training, validation)`.
+    public func holdingOut(_ count: Int) -> (training: PhotoCollection, validation: PhotoCollection) {
+        precondition(count >= 0 && count < images.count, "hold out fewer photos than the \(images.count) there are")
+        func fnv(_ text: String) -> UInt64 {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            return hash
+        }
+        let held = Set(sources.indices.sorted { (fnv(sources[$0]), sources[$0]) < (fnv(sources[$1]), sources[$1]) }.prefix(count))
+        func subset(_ keep: (Int) -> Bool) -> PhotoCollection {
+            let indices = images.indices.filter(keep)
+            return PhotoCollection(images: indices.map { images[$0] }, sources: indices.map { sources[$0] })
+        }
+        return (subset { !held.contains($0) }, subset { held.contains($0) })
     }
 
     /// What `decodeImageFile` made of a file.
@@ -153,8 +172,13 @@ public struct PhotoCropSampler: Sendable {
         self.flipProbability = flipProbability
     }
 
-    /// One crop of photo `index`, drawing from `generator`.
-    public func crop(photo index: Int, generator: inout SeededGenerator) -> Image {
+    /// Where one crop of a photo lies: its top-left corner, side and mirroring.
+    struct CropPlacement: Sendable {
+        var photo: Int, x: Int, y: Int, side: Int, mirrored: Bool
+    }
+
+    /// Draws a crop of photo `index` from `generator` (scale, then position, then flip).
+    func placement(photo index: Int, generator: inout SeededGenerator) -> CropPlacement {
         let image = photos.images[index]
         let shorter = min(image.width, image.height)
         let u = scales.lowerBound + (scales.upperBound - scales.lowerBound) * generator.nextUniformDouble()
@@ -162,19 +186,37 @@ public struct PhotoCropSampler: Sendable {
         let x0 = generator.nextInt(below: image.width - s + 1)
         let y0 = generator.nextInt(below: image.height - s + 1)
         let flip = generator.nextUniformDouble() < flipProbability
-        return Self.resize(image.cropped(x: x0, y: y0, side: s, mirrored: flip), side: side)
+        return CropPlacement(photo: index, x: x0, y: y0, side: s, mirrored: flip)
     }
 
-    /// `count` crops, photo indices uniform with replacement, all drawn from `SeededGenerator(seed:)`.
+    func render(_ placement: CropPlacement) -> Image {
+        let image = photos.images[placement.photo]
+        return Self.resize(image.cropped(x: placement.x, y: placement.y, side: placement.side, mirrored: placement.mirrored),
+                           side: side)
+    }
+
+    /// One crop of photo `index`, drawing from `generator`.
+    public func crop(photo index: Int, generator: inout SeededGenerator) -> Image {
+        render(placement(photo: index, generator: &generator))
+    }
+
+    /// `count` crops, photo indices uniform with replacement, all drawn from `SeededGenerator(seed:)`
+    /// in order; the crops are then cut and resized in parallel (the same images on any core count).
     public func batch(count: Int, seed: UInt64) -> ImageDataset {
         var generator = SeededGenerator(seed: seed)
-        var crops: [Image] = [], names: [String] = []
+        var placements: [CropPlacement] = []
+        placements.reserveCapacity(count)
         for _ in 0..<count {
             let index = generator.nextInt(below: photos.images.count)
-            crops.append(crop(photo: index, generator: &generator))
-            names.append(photos.sources[index])
+            placements.append(placement(photo: index, generator: &generator))
         }
-        return ImageDataset(photos: crops, side: side, sources: names)
+        let crops = UnsafeMutableBufferPointer<Image>.allocate(capacity: count)
+        crops.initialize(repeating: Image(width: 0, height: 0, channels: 3, pixels: []))
+        defer { crops.deinitialize(); crops.deallocate() }
+        nonisolated(unsafe) let output = crops
+        let (sampler, drawn) = (self, placements)
+        DispatchQueue.concurrentPerform(iterations: count) { k in output[k] = sampler.render(drawn[k]) }
+        return ImageDataset(photos: Array(crops), side: side, sources: placements.map { photos.sources[$0.photo] })
     }
 
     static func resize(_ image: Image, side: Int) -> Image {

@@ -15,6 +15,7 @@ extension JigsawService {
     func solve(_ request: HTTPRequest) throws -> HTTPResponse {
         let cells: [Image], temperature: Float?, iterations: Int
         let choice: ModelChoice, origin: String
+        let timing = ServerTiming()
         // Every parameter is checked before the network runs and a puzzle is stored.
         let wantsPNG = try request.wantsPNG()
         let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid)
@@ -22,10 +23,14 @@ extension JigsawService {
         case .image:
             temperature = try request.temperature(default: nil)
             iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
-            let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
-            choice = try registry.chooseJigsawModel(named: request.queryParameters["model"], grid: grid, image: image,
-                                                    colourful: image.isColourful)
-            cells = try PuzzleSolver.cells(of: image, grid: choice.configuration.grid)
+            let image = try timing.measure("decode") { () throws(ServiceError) in
+                try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
+            }
+            choice = try timing.measure("detect") { () throws(ServiceError) in
+                try registry.chooseJigsawModel(named: request.queryParameters["model"], grid: grid, image: image,
+                                               colourful: image.isColourful)
+            }
+            cells = try timing.measure("cut") { () throws(ServiceError) in try PuzzleSolver.cells(of: image, grid: choice.configuration.grid) }
             origin = "upload"
         case .json:
             let body = try RequestContent.decode(SolveRequestBody.self, from: request.body)
@@ -51,7 +56,7 @@ extension JigsawService {
         }
         let (model, network) = (choice.model, choice.configuration)
         let puzzle = try solvePuzzle(cells, model: model, configuration: network, temperature: temperature,
-                                     iterations: iterations, origin: origin)
+                                     iterations: iterations, origin: origin, timing: timing)
         if wantsPNG {
             var headers = [
                 ("X-Puzzle-Id", puzzle.stored.id), ("X-Model", model.name),
@@ -60,13 +65,20 @@ extension JigsawService {
             ]
             if let detection = choice.detection { headers.append(("X-Detected-Grid", String(detection.grid))) }
             for warning in choice.warnings { headers.append(("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")) }
-            return ResponseEncoding.png(try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation])),
-                                        headers: headers)
+            let png = try timing.measure("encode") { () throws(ServiceError) in
+                try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation]))
+            }
+            headers.append(("Server-Timing", timing.header))
+            return ResponseEncoding.png(png, headers: headers)
         }
-        var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft)
-        body.gridDetection = choice.detection.map(GridDetectionBody.init)
-        body.warnings = choice.warnings.isEmpty ? nil : choice.warnings
-        return try ResponseEncoding.json(body)
+        var response = try timing.measure("encode") { () throws -> HTTPResponse in
+            var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft)
+            body.gridDetection = choice.detection.map(GridDetectionBody.init)
+            body.warnings = choice.warnings.isEmpty ? nil : choice.warnings
+            return try ResponseEncoding.json(body)
+        }
+        response.headers.set(name: "Server-Timing", value: timing.header)
+        return response
     }
 
     /// The images of a JSON piece list, checked against the service's limits.
@@ -98,10 +110,12 @@ extension JigsawService {
     /// Scores, matches and stores a puzzle made of scrambled cells.
     func solvePuzzle(_ cells: [Image], model: ServiceModel, configuration network: JigsawNetworkConfiguration,
                      temperature: Float?, iterations: Int, origin: String,
-                     truth: [Int]? = nil) throws(ServiceError) -> (stored: StoredPuzzle, soft: SoftMatrixBody?) {
-        let prepared = try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
+                     truth: [Int]? = nil, timing: ServerTiming = ServerTiming()) throws(ServiceError) -> (stored: StoredPuzzle, soft: SoftMatrixBody?) {
+        let prepared = try timing.measure("resize") { () throws(ServiceError) in
+            try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
+        }
         let tau = temperature ?? configuration.confidenceTemperature
-        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations)
+        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations, timing: timing)
         let stored = StoredPuzzle(id: makeIdentifier(), model: model.name, grid: network.grid, pieces: prepared.display,
                                   scores: solution.scores, permutation: solution.permutation,
                                   confidence: solution.confidence, truth: truth, origin: origin)

@@ -77,19 +77,21 @@ enum PuzzleSolver {
     /// piece's confidence from `S(X/τ)`.
     /// - Throws: `numerical_failure` when the scores are not finite, Sinkhorn errors for a bad τ.
     static func solve(_ pieces: PreparedPieces, model: ServiceModel, temperature: Float,
-                      iterations: Int) throws(ServiceError) -> Solution {
+                      iterations: Int, timing: ServerTiming = ServerTiming()) throws(ServiceError) -> Solution {
         guard let pool = model.jigsawPool, let configuration = model.jigsawConfiguration else {
             throw .wrongModelKind(name: model.name, expected: "jigsaw")
         }
         let n = configuration.pieceCount
         precondition(pieces.network.shape == [1, n, configuration.channels, configuration.pieceSize, configuration.pieceSize],
                      "prepared pieces \(pieces.network.shape) do not fit model \(model.name)")
-        let scores = pool.withNetwork { JigsawInference.scores($0, pieces: pieces.network) }.reshaped([n, n])
+        let scores = timing.measure("network") { pool.withNetwork { JigsawInference.scores($0, pieces: pieces.network) }.reshaped([n, n]) }
         do {
-            guard let permutation = try JigsawInference.match(scores).first else {
+            guard let permutation = try timing.measure("match", { try JigsawInference.match(scores).first }) else {
                 throw ServiceError.numericalFailure("no matching")
             }
-            let soft = try softMatrix(scores, temperature: temperature, iterations: iterations)
+            let soft = try timing.measure("confidence") { () throws(ServiceError) in
+                try softMatrix(scores, temperature: temperature, iterations: iterations)
+            }
             let confidence = permutation.enumerated().map { row, column in soft.matrix.storage[row * n + column] }
             return Solution(scores: scores, permutation: permutation, confidence: confidence, soft: soft.matrix,
                             marginalError: soft.marginalError)

@@ -12,10 +12,14 @@ public struct SampleSet: Sendable {
         self.datasets = datasets
     }
 
+    /// The side of the square photo samples (the largest photo model's image: 5 × 64 px).
+    public static let photoSide = 320
+
     /// Loads every subdirectory of `directory` that holds a test split in IDX format
-    /// (`*test*-images-idx3-ubyte.gz` and its labels); other entries are ignored.
+    /// (`*test*-images-idx3-ubyte.gz` and its labels), or else PNG, JPEG or WebP photos (centre
+    /// crops of ``photoSide`` px, in file-name order; no labels); other entries are ignored.
     ///
-    /// - Throws: `DatasetError` when a subdirectory has IDX files that do not load.
+    /// - Throws: `DatasetError` when a subdirectory has IDX files or photos that do not load.
     public init(directory: String) throws {
         var datasets: [String: ImageDataset] = [:]
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -23,8 +27,14 @@ public struct SampleSet: Sendable {
             let path = (directory as NSString).appendingPathComponent(name)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
-            guard (try? ImageDataset.mnistFiles(directory: path, split: .test)) != nil else { continue }
-            datasets[name] = try ImageDataset.mnist(directory: path, split: .test)
+            if (try? ImageDataset.mnistFiles(directory: path, split: .test)) != nil {
+                datasets[name] = try ImageDataset.mnist(directory: path, split: .test)
+                continue
+            }
+            let photos = try PhotoCollection.load(directory: path)
+            if !photos.images.isEmpty {
+                datasets[name] = photos.testCrops(side: Self.photoSide, perPhoto: 1)
+            }
         }
         self.datasets = datasets
     }

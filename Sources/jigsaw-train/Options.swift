@@ -90,3 +90,23 @@ func rounded(_ x: Double, _ digits: Int) -> Double {
     let scale = pow(10, Double(digits))
     return (x * scale).rounded() / scale
 }
+
+/// The command line as recorded in a weights file: the data folder becomes `DATA_DIR` and any
+/// other absolute path its file name, so the metadata names nothing of the machine it ran on.
+func recordedCommandLine(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String {
+    var recorded = ["jigsaw-train"]
+    var previous = ""
+    for argument in arguments {
+        if previous == "--data-dir" {
+            recorded.append("DATA_DIR")
+        } else if argument.hasPrefix("--data-dir=") {
+            recorded.append("--data-dir=DATA_DIR")
+        } else if argument.hasPrefix("/") {
+            recorded.append((argument as NSString).lastPathComponent)
+        } else {
+            recorded.append(argument)
+        }
+        previous = argument
+    }
+    return recorded.joined(separator: " ")
+}

@@ -27,7 +27,7 @@ private func integerList(_ text: String) -> [Int]? {
 }
 
 /// This invocation as `jigsaw-train ARGUMENTS`, without the path the program was started from.
-private var commandLine: String { (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ") }
+private var commandLine: String { recordedCommandLine() }
 
 private func standardError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))

@@ -83,6 +83,9 @@ struct TrainCommand: CheckedCommand {
     @Option(help: "Train on at most this many images (photos: crops per epoch).") var limit: Int?
     @Option(name: .customLong("crops-per-photo"), help: "Photos: random crops of every training photo per epoch.")
     var cropsPerPhoto = 64
+    @Option(name: .customLong("validation-photos"),
+            help: "Photos: training photos held out (by name hash) whose fixed crops are the per-epoch validation set; 0 validates on crops of the training photos.")
+    var validationPhotos = 0
     @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
     var validationSize: Int = 2000
     @Option(name: .customLong("eval-limit"), help: "Evaluate the final model on at most this many test images.")
@@ -151,12 +154,24 @@ struct TrainCommand: CheckedCommand {
         if dataset == .photos {
             // Fresh crops of the training photos every epoch; validation crops come from the
             // training photos too (the test photos are never seen before the final evaluation).
-            let sampler = try dataset.photoSampler(directory: directory, side: imageSize)
-            let count = limit ?? cropsPerPhoto * sampler.photos.images.count
+            var sampler = try dataset.photoSampler(directory: directory, side: imageSize)
             let seed = self.seed
+            if validationPhotos > 0 {
+                guard validationPhotos < sampler.photos.images.count else {
+                    throw ValidationError("--validation-photos \(validationPhotos) leaves no training photo of \(sampler.photos.images.count)")
+                }
+                let (kept, held) = sampler.photos.holdingOut(validationPhotos)
+                sampler.photos = kept
+                let perPhoto = max(1, validationSize / validationPhotos)
+                validation = held.testCrops(side: imageSize, perPhoto: perPhoto)
+                log("validation: \(validationPhotos) held-out photos (\(held.sources.joined(separator: ", "))), \(perPhoto) crops each")
+            } else {
+                validation = validationSize > 0 ? sampler.batch(count: validationSize, seed: ~seed) : nil
+            }
+            let count = limit ?? cropsPerPhoto * sampler.photos.images.count
             training = sampler.batch(count: count, seed: seed)
-            validation = validationSize > 0 ? sampler.batch(count: validationSize, seed: ~seed) : nil
-            epochImages = { epoch in sampler.batch(count: count, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) }
+            let epochSampler = sampler
+            epochImages = { epoch in epochSampler.batch(count: count, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) }
             log("\(sampler.photos.images.count) training photos, \(count) crops of \(imageSize) px per epoch")
         } else {
             let all = try dataset.load(directory: directory, split: .train, limit: limit.map { $0 + validationSize },
@@ -209,7 +224,7 @@ struct TrainCommand: CheckedCommand {
                                     channels: channels, imageSize: imageSize)
         let evaluation = try JigsawEvaluator.evaluate(network: trainer.network, dataset: test, seed: seed)
         var metadata = config.metadata.merging(evaluation.metadata(dataset: dataset.rawValue, split: "test")) { _, new in new }
-        metadata["train.command"] = (["jigsaw-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        metadata["train.command"] = recordedCommandLine()
         metadata["train.seconds"] = String(format: "%.0f", Date().timeIntervalSince(started))
         try JigsawModelFile.save(trainer.network, metadata: metadata, to: output)
         let summary = jsonLine(TrainSummary(output: output, epochs: config.epochs, steps: trainer.globalStep,

@@ -103,6 +103,23 @@ struct ModelChoiceTests {
         }
     }
 
+    @Test("a solve answers a Server-Timing header with every phase, in order, each a non-negative duration")
+    func serverTiming() throws {
+        try withService(models: [try intensityModel(grid: 2), try Self.colourModel(grid: 2)]) { port, _ in
+            let colour = try Self.png(Self.colourMosaic(grid: 2, side: 64))
+            for accept in ["application/json", "image/png"] {
+                let reply = try request("POST", "/v1/solve", port: port, headers: ["Content-Type": "image/png", "Accept": accept], body: colour)
+                #expect(reply.status == 200)
+                let header = reply.headers["server-timing"] ?? ""
+                let phases = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let names = phases.map { String($0.split(separator: ";")[0]) }
+                #expect(names == ["decode", "detect", "cut", "resize", "network", "match", "confidence", "encode"], "\(header)")
+                let durations = phases.compactMap { $0.split(separator: "=").last.flatMap { Double($0) } }
+                #expect(durations.count == names.count && durations.allSatisfy { $0 >= 0 }, "\(header)")
+            }
+        }
+    }
+
     @Test("colourfulness: gray stored as RGB is not colour")
     func colourfulness() {
         var gray = Image(width: 10, height: 10, channels: 3)

@@ -124,23 +124,27 @@ public struct PhotoCollection: Sendable {
     /// crop `k ≥ 1` has side `scale · min(W, H)` with `scale` cycling through 1, 0.75, 0.6 and its
     /// top-left corner at fractions `(frac(k · 0.618034), frac(0.5 + k · 0.381966))` of the free
     /// range along x and y. `sources` are the photo names.
-    public func testCrops(side: Int, perPhoto: Int = 1) -> ImageDataset {
+    ///
+    /// With `aspect ≠ 1` every crop is a `width : height = aspect` rectangle instead (the largest
+    /// that fits, times the scale) squeezed into the `side × side` square — what the service does
+    /// to a non-square photo, whose pieces are resized to the model's square piece side.
+    public func testCrops(side: Int, perPhoto: Int = 1, aspect: Double = 1) -> ImageDataset {
         precondition(perPhoto >= 1, "at least one crop per photo")
+        precondition(aspect > 0 && aspect.isFinite, "the aspect ratio must be positive")
         var crops: [Image] = [], names: [String] = []
         for (image, name) in zip(images, sources) {
-            let shorter = min(image.width, image.height)
+            // The largest width × height rectangle of this aspect inside the photo.
+            let fullWidth = min(Double(image.width), Double(image.height) * aspect)
+            let fullHeight = fullWidth / aspect
             for k in 0..<perPhoto {
-                let crop: Image
-                if k == 0 {
-                    crop = image.centerCropped(width: shorter, height: shorter)
-                } else {
-                    let scale = [1.0, 0.75, 0.6][(k - 1) % 3]
-                    let s = max(1, Int((scale * Double(shorter)).rounded()))
-                    let fx = (Double(k) * 0.618034).truncatingRemainder(dividingBy: 1)
-                    let fy = (0.5 + Double(k) * 0.381966).truncatingRemainder(dividingBy: 1)
-                    let x0 = Int((fx * Double(image.width - s)).rounded()), y0 = Int((fy * Double(image.height - s)).rounded())
-                    crop = image.cropped(x: x0, y: y0, side: s)
-                }
+                let scale = k == 0 ? 1.0 : [1.0, 0.75, 0.6][(k - 1) % 3]
+                let w = min(image.width, max(1, Int((scale * fullWidth).rounded())))
+                let h = min(image.height, max(1, Int((scale * fullHeight).rounded())))
+                let fx = k == 0 ? 0.5 : (Double(k) * 0.618034).truncatingRemainder(dividingBy: 1)
+                let fy = k == 0 ? 0.5 : (0.5 + Double(k) * 0.381966).truncatingRemainder(dividingBy: 1)
+                let x0 = k == 0 ? (image.width - w) / 2 : Int((fx * Double(image.width - w)).rounded())
+                let y0 = k == 0 ? (image.height - h) / 2 : Int((fy * Double(image.height - h)).rounded())
+                let crop = image.cropped(x: x0, y: y0, width: w, height: h)
                 crops.append(PhotoCropSampler.resize(crop, side: side))
                 names.append(name)
             }
@@ -161,6 +165,9 @@ public struct PhotoCropSampler: Sendable {
     public var side: Int
     public var scales: ClosedRange<Double>
     public var flipProbability: Double
+    /// The largest width : height (or height : width) of a crop before it is squeezed into the
+    /// square; 1 keeps crops square. The ratio is drawn log-uniformly in `[1/A, A]`.
+    public var maximumAspect: Double = 1
 
     public init(photos: PhotoCollection, side: Int, scales: ClosedRange<Double> = 0.5...1.0, flipProbability: Double = 0.5) {
         precondition(side > 0, "crop side must be positive")
@@ -173,26 +180,37 @@ public struct PhotoCropSampler: Sendable {
     }
 
     /// Where one crop of a photo lies: its top-left corner, side and mirroring.
-    struct CropPlacement: Sendable {
-        var photo: Int, x: Int, y: Int, side: Int, mirrored: Bool
+    public struct CropPlacement: Sendable {
+        public var photo: Int, x: Int, y: Int, width: Int, height: Int, mirrored: Bool
     }
 
     /// Draws a crop of photo `index` from `generator` (scale, then position, then flip).
-    func placement(photo index: Int, generator: inout SeededGenerator) -> CropPlacement {
+    public func placement(photo index: Int, generator: inout SeededGenerator) -> CropPlacement {
         let image = photos.images[index]
         let shorter = min(image.width, image.height)
         let u = scales.lowerBound + (scales.upperBound - scales.lowerBound) * generator.nextUniformDouble()
-        let s = min(shorter, max(1, Int((u * Double(shorter)).rounded())))
-        let x0 = generator.nextInt(below: image.width - s + 1)
-        let y0 = generator.nextInt(below: image.height - s + 1)
+        var (w, h) = (min(shorter, max(1, Int((u * Double(shorter)).rounded()))), 0)
+        h = w
+        if maximumAspect > 1 {
+            // Same area as the square, stretched to the drawn aspect, then shrunk to fit.
+            let logA = log(maximumAspect)
+            let aspect = exp((2 * generator.nextUniformDouble() - 1) * logA)
+            let area = Double(w * w)
+            var width = (area * aspect).squareRoot(), height = (area / aspect).squareRoot()
+            let fit = min(1, Double(image.width) / width, Double(image.height) / height)
+            width *= fit; height *= fit
+            (w, h) = (max(1, min(image.width, Int(width.rounded()))), max(1, min(image.height, Int(height.rounded()))))
+        }
+        let x0 = generator.nextInt(below: image.width - w + 1)
+        let y0 = generator.nextInt(below: image.height - h + 1)
         let flip = generator.nextUniformDouble() < flipProbability
-        return CropPlacement(photo: index, x: x0, y: y0, side: s, mirrored: flip)
+        return CropPlacement(photo: index, x: x0, y: y0, width: w, height: h, mirrored: flip)
     }
 
     func render(_ placement: CropPlacement) -> Image {
         let image = photos.images[placement.photo]
-        return Self.resize(image.cropped(x: placement.x, y: placement.y, side: placement.side, mirrored: placement.mirrored),
-                           side: side)
+        return Self.resize(image.cropped(x: placement.x, y: placement.y, width: placement.width, height: placement.height,
+                                         mirrored: placement.mirrored), side: side)
     }
 
     /// One crop of photo `index`, drawing from `generator`.
@@ -221,24 +239,29 @@ public struct PhotoCropSampler: Sendable {
 
     static func resize(_ image: Image, side: Int) -> Image {
         let rgb = image.channels == 3 ? image : image.converted(toChannels: 3)
-        return rgb.resized(width: side, height: side, filter: rgb.width >= side ? .area : .bilinear)
+        return rgb.resized(width: side, height: side, filter: rgb.width >= side && rgb.height >= side ? .area : .bilinear)
     }
 }
 
 extension Image {
     /// The `side × side` square with top-left corner `(x, y)`, mirrored left-right when `mirrored`.
     func cropped(x x0: Int, y y0: Int, side s: Int, mirrored: Bool = false) -> Image {
-        precondition(x0 >= 0 && y0 >= 0 && x0 + s <= width && y0 + s <= height, "crop outside the image")
+        cropped(x: x0, y: y0, width: s, height: s, mirrored: mirrored)
+    }
+
+    /// The `w × h` rectangle with top-left corner `(x, y)`, mirrored left-right when `mirrored`.
+    func cropped(x x0: Int, y y0: Int, width w: Int, height h: Int, mirrored: Bool = false) -> Image {
+        precondition(x0 >= 0 && y0 >= 0 && x0 + w <= width && y0 + h <= height, "crop outside the image")
         let c = channels
-        var output = [UInt8](repeating: 0, count: s * s * c)
-        for y in 0..<s {
-            for x in 0..<s {
-                let sx = mirrored ? x0 + s - 1 - x : x0 + x
-                let from = ((y0 + y) * width + sx) * c, to = (y * s + x) * c
+        var output = [UInt8](repeating: 0, count: w * h * c)
+        for y in 0..<h {
+            for x in 0..<w {
+                let sx = mirrored ? x0 + w - 1 - x : x0 + x
+                let from = ((y0 + y) * width + sx) * c, to = (y * w + x) * c
                 for k in 0..<c { output[to + k] = pixels[from + k] }
             }
         }
-        return Image(width: s, height: s, channels: c, pixels: output)
+        return Image(width: w, height: h, channels: c, pixels: output)
     }
 }
 

@@ -24,7 +24,8 @@ extension JigsawService {
             temperature = try request.temperature(default: nil)
             iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
             let image = try timing.measure("decode") { () throws(ServiceError) in
-                try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
+                try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples,
+                                               keeping: RequestContent.solvedSide(displaySize: configuration.displaySize))
             }
             choice = try timing.measure("detect") { () throws(ServiceError) in
                 try registry.chooseJigsawModel(named: request.queryParameters["model"], grid: grid, image: image,
@@ -46,7 +47,8 @@ extension JigsawService {
                 origin = "pieces"
             case (nil, let image?):
                 let bytes = try RequestContent.base64(image, field: "image")
-                let decoded = try RequestContent.decodeImage(bytes, maximumSamples: configuration.maximumImageSamples)
+                let decoded = try RequestContent.decodeImage(bytes, maximumSamples: configuration.maximumImageSamples,
+                                                             keeping: RequestContent.solvedSide(displaySize: configuration.displaySize))
                 choice = try registry.chooseJigsawModel(named: name, grid: grid, image: decoded, colourful: decoded.isColourful)
                 cells = try PuzzleSolver.cells(of: decoded, grid: choice.configuration.grid)
                 origin = "upload"

@@ -52,9 +52,10 @@ enum OpenAPIDocument {
     },
     "/v1/solve": {
       "post": {"summary": "Solve a scrambled puzzle", "operationId": "solve",
-        "description": "Body: a scrambled image, PNG (any colour type, bit depth or interlacing), JPEG (baseline or progressive, gray, YCbCr or CMYK; EXIF orientation applied; photos decoded at the 1/2, 1/4 or 1/8 DCT scale that keeps at least 1024 px on the long side) or still WebP, or JSON with pieces (base64 images or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 image). The format is read from the magic bytes, whatever the Content-Type says; GIF, BMP, TIFF, HEIC and AVIF get 415 unsupported_image_format, animations 422. An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
+        "description": "Body: a scrambled image, PNG (any colour type, bit depth or interlacing), JPEG (baseline or progressive, gray, YCbCr or CMYK; EXIF orientation applied; photos decoded at the 1/2, 1/4 or 1/8 DCT scale that keeps at least the display size, 512 px by default, on the long side) or still WebP, or JSON with pieces (base64 images or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 image). The format is read from the magic bytes, whatever the Content-Type says; GIF, BMP, TIFF, HEIC and AVIF get 415 unsupported_image_format, animations 422. An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. With no model named, a colour photo goes to the photo model of the grid found in the seams of the scrambled image (grid_detection in the answer), a piece list to the model of its piece count, and grid=N to that grid's model; an input unlike the model's training data (a colour photo given to a digit model) is solved with a note in warnings (a Warning header with Accept: image/png). A non-square image is cut into non-square pieces, each resized to the model's square piece side (the photo models are trained on crops squeezed the same way). Server-Timing gives the milliseconds of each phase (decode, detect, cut, resize, network, match, confidence, encode). The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
         "parameters": [
           {"$ref": "#/components/parameters/Model"},
+          {"name": "grid", "in": "query", "required": false, "description": "Pieces per side: choose the model of this grid (with model: must match it)", "schema": {"type": "integer", "minimum": 1, "maximum": 16}},
           {"$ref": "#/components/parameters/TauOptional"},
           {"$ref": "#/components/parameters/Iterations"},
           {"$ref": "#/components/parameters/Format"}],
@@ -198,6 +199,10 @@ enum OpenAPIDocument {
         "scrambled": {"type": "string", "description": "base64 PNG (samples)"},
         "scores": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
         "soft": {"$ref": "#/components/schemas/SoftMatrix"},
+        "grid_detection": {"type": "object", "description": "The grid found in the scrambled image when the request named neither a model nor a grid", "properties": {
+          "grid": {"type": "integer"}, "confidence": {"type": "number", "description": "1 - 1/score, in [0, 1]"},
+          "scores": {"type": "object", "additionalProperties": {"type": "number"}, "description": "Seam score of every candidate grid"}}},
+        "warnings": {"type": "array", "items": {"type": "string"}, "description": "Notes on the input or the choice of model"},
         "truth": {"type": "array", "items": {"type": "integer"}},
         "correct_pieces": {"type": "integer"},
         "sample": {"type": "object", "properties": {"dataset": {"type": "string"}, "index": {"type": "integer"}, "label": {"type": "integer"}, "seed": {"type": "integer"}}},

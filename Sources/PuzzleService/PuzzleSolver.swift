@@ -127,7 +127,7 @@ enum PuzzleSolver {
     static func png(_ images: Tensor) throws(ServiceError) -> [UInt8] {
         let shape = images.rank == 4 ? Array(images.shape.dropFirst()) : images.shape
         do {
-            return try PNG.encode(Image(tensor: images.reshaped(shape)))
+            return try PNG.encode(Image(tensor: images.reshaped(shape)), fast: true)
         } catch {
             throw ServiceError.wrapping(error)
         }

@@ -55,6 +55,11 @@ enum RequestContent {
     /// JPEGs are decoded at the DCT scale that keeps at least this side.
     static let decodedSide = 1024
 
+    /// The side kept when a photo is only solved, not returned: the reconstruction is shown at
+    /// `displaySize` at most and every model's image is smaller still, so decoding at the DCT
+    /// scale that keeps this side loses nothing the answer uses.
+    static func solvedSide(displaySize: Int) -> Int { max(displaySize, 512) }
+
     /// What the content is: by `Content-Type`, or for a missing or generic type by its first bytes.
     ///
     /// Any `image/*` type (and a missing or generic type whose bytes are a recognised image
@@ -156,9 +161,9 @@ enum RequestContent {
 
     /// Decodes PNG, JPEG or WebP bytes (by their magic bytes) under the sample limit, large
     /// JPEGs at a reduced DCT scale (see ``decodedSide``).
-    static func decodeImage(_ bytes: [UInt8], maximumSamples: Int) throws(ServiceError) -> Image {
+    static func decodeImage(_ bytes: [UInt8], maximumSamples: Int, keeping side: Int = decodedSide) throws(ServiceError) -> Image {
         do {
-            return try ImageDecoder.decode(bytes, maximumSamples: maximumSamples, maximumSide: decodedSide)
+            return try ImageDecoder.decode(bytes, maximumSamples: maximumSamples, maximumSide: side)
         } catch {
             throw ServiceError.wrapping(error)
         }

@@ -16,6 +16,9 @@ struct EvaluateCommand: CheckedCommand {
     @OptionGroup var seedOptions: SeedOptions
     @OptionGroup var threadOptions: ThreadOptions
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Option(name: .customLong("photo-aspect"),
+            help: "Photos: width : height of the test crops before they are squeezed into the model's square (1: square; 1.333 for 4:3, 1.778 for 16:9).")
+    var photoAspect: Double = 1
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
     @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
@@ -30,6 +33,8 @@ struct EvaluateCommand: CheckedCommand {
         _ = try data.checkedDirectory()
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if record && limit != nil { throw ValidationError("--record measures the whole split: drop --limit") }
+        if !(photoAspect > 0.2 && photoAspect < 5) { throw ValidationError("--photo-aspect must be in (0.2, 5)") }
+        if record && photoAspect != 1 { throw ValidationError("--record measures square crops: drop --photo-aspect") }
         try threadOptions.check()
     }
 
@@ -39,7 +44,7 @@ struct EvaluateCommand: CheckedCommand {
         loaded.network.threadCount = threads
         let c = loaded.network.configuration
         let data = try dataset.load(directory: self.data.directory ?? "", split: split,
-                                    limit: limit, channels: c.channels, imageSize: c.imageSize)
+                                    limit: limit, channels: c.channels, imageSize: c.imageSize, photoAspect: photoAspect)
         let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed)
         let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
             dataset: data, grid: c.grid, limit: limit, seed: seed) : nil

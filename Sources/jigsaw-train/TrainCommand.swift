@@ -83,6 +83,9 @@ struct TrainCommand: CheckedCommand {
     @Option(help: "Train on at most this many images (photos: crops per epoch).") var limit: Int?
     @Option(name: .customLong("crops-per-photo"), help: "Photos: random crops of every training photo per epoch.")
     var cropsPerPhoto = 64
+    @Option(name: .customLong("crop-aspect"),
+            help: "Photos: crops have a width : height drawn log-uniformly up to this ratio either way before they are squeezed into the square (1: square crops).")
+    var cropAspect: Double = 1
     @Option(name: .customLong("validation-photos"),
             help: "Photos: training photos held out (by name hash) whose fixed crops are the per-epoch validation set; 0 validates on crops of the training photos.")
     var validationPhotos = 0
@@ -131,6 +134,7 @@ struct TrainCommand: CheckedCommand {
             throw ValidationError("\(dataset.rawValue) images are 28×28 with 1 channel")
         }
         if cropsPerPhoto < 1 { throw ValidationError("--crops-per-photo must be at least 1") }
+        if !(cropAspect >= 1 && cropAspect <= 4) { throw ValidationError("--crop-aspect must be in 1...4") }
         if let evaluationLimit, evaluationLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
         if resume && !FileManager.default.fileExists(atPath: checkpointPath) {
@@ -155,6 +159,7 @@ struct TrainCommand: CheckedCommand {
             // Fresh crops of the training photos every epoch; validation crops come from the
             // training photos too (the test photos are never seen before the final evaluation).
             var sampler = try dataset.photoSampler(directory: directory, side: imageSize)
+            sampler.maximumAspect = cropAspect
             let seed = self.seed
             if validationPhotos > 0 {
                 guard validationPhotos < sampler.photos.images.count else {

@@ -105,6 +105,43 @@ import TensorKit
     }
 }
 
+@Suite struct PhotoAspectTests {
+    /// A 300 × 100 photo in three vertical bands: red, green, blue.
+    static let bands: Image = {
+        var image = Image(width: 300, height: 100, channels: 3)
+        for y in 0..<100 { for x in 0..<300 { image.pixels[(y * 300 + x) * 3 + x / 100] = 255 } }
+        return image
+    }()
+
+    @Test("a test crop of aspect 3 takes the whole 3:1 photo squeezed into the square; aspect 1 its central square")
+    func aspectTestCrops() {
+        let photos = PhotoCollection(images: [Self.bands], sources: ["bands.png"])
+        let square = photos.testCrops(side: 30, perPhoto: 1).image(at: 0)
+        let wide = photos.testCrops(side: 30, perPhoto: 1, aspect: 3).image(at: 0)
+        #expect(square[15, 15, 1] == 255 && square[1, 15, 0] == 0 && square[28, 15, 2] == 0)
+        #expect(wide[2, 15, 0] == 255 && wide[15, 15, 1] == 255 && wide[27, 15, 2] == 255)
+    }
+
+    @Test("the sampler's crops stay within the aspect bound, some wider and some taller than square")
+    func samplerAspects() {
+        var photo = Image(width: 400, height: 400, channels: 3)
+        for i in 0..<photo.pixels.count { photo.pixels[i] = UInt8(i % 251) }
+        var sampler = PhotoCropSampler(photos: PhotoCollection(images: [photo], sources: ["p.png"]), side: 16)
+        sampler.maximumAspect = 2
+        var generator = SeededGenerator(seed: 3)
+        var wider = 0, taller = 0
+        for _ in 0..<200 {
+            let placement = sampler.placement(photo: 0, generator: &generator)
+            let ratio = Double(placement.width) / Double(placement.height)
+            #expect(ratio >= 0.5 * 0.97 && ratio <= 2 * 1.03, "\(placement.width)×\(placement.height)")
+            #expect(placement.x + placement.width <= 400 && placement.y + placement.height <= 400)
+            if ratio > 1.2 { wider += 1 }
+            if ratio < 1 / 1.2 { taller += 1 }
+        }
+        #expect(wider > 20 && taller > 20)
+    }
+}
+
 @Suite struct PhotoTrainingTests {
     /// RGB photo crops, a fresh set every epoch: the images of epoch 2 differ from epoch 1's, and a
     /// run resumed mid-way through epoch 2 ends with the same weights as an uninterrupted one.

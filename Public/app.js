@@ -114,6 +114,10 @@
       if (typeof evaluation.prop_wrong === "number") facts += ", " + percent(evaluation.prop_wrong) + " of pieces misplaced";
       if (typeof evaluation.prop_any_wrong === "number") facts += ", " + percent(evaluation.prop_any_wrong) + " of puzzles with an error";
       facts += ".";
+      if (typeof evaluation.equal_terms_prop_wrong === "number" && evaluation.equal_terms_prop_wrong !== evaluation.prop_wrong) {
+        facts += " Counting identical pieces as interchangeable: " + percent(evaluation.equal_terms_prop_wrong)
+          + " of pieces misplaced, " + percent(evaluation.equal_terms_prop_any_wrong) + " of puzzles with an error.";
+      }
     } else {
       facts += ". No evaluation figures in this model file.";
     }

@@ -8,12 +8,18 @@ the permutation cross-entropy, backward, Adam. Prints one JSON line: median imag
 windows of steps.
 
     python bench/photo_train_torch.py --grid 3 --threads 2 --batch 32
+
+With --parity FILE (a safetensors file holding a Swift network's tensors under their names, the
+input `pieces` [B, n, 3, p, p] and the Swift evaluation-mode `scores` [B, n, n]), the twin loads
+those weights, scores the same pieces and reports the largest difference from the Swift scores:
+the check that both sides train the same network.
 """
 
 import argparse
 import json
 import math
 import statistics
+import struct
 import time
 
 import torch
@@ -133,6 +139,47 @@ def log_sinkhorn(scores, tau, iterations):
     return log_alpha.exp()
 
 
+def read_safetensors(path):
+    """float32 tensors of a safetensors file (standard library and torch only)."""
+    with open(path, "rb") as file:
+        data = file.read()
+    length = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + length])
+    body = data[8 + length:]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        tensors[name] = torch.frombuffer(bytearray(body[start:end]), dtype=torch.float32).reshape(entry["shape"])
+    return tensors, header.get("__metadata__", {})
+
+
+def parity(path, threads):
+    torch.set_num_threads(threads)
+    tensors, metadata = read_safetensors(path)
+    pieces, expected = tensors.pop("pieces"), tensors.pop("scores")
+    grid, piece = int(metadata["grid"]), int(metadata["piece_size"])
+    network = PhotoJigsawNetwork(grid, piece, hidden=int(metadata["hidden_channels"]),
+                                 kernel=int(metadata["kernel_size"]), extra=int(metadata["extra_conv_blocks"]),
+                                 units=int(metadata["hidden_units"]), edge_blocks=int(metadata["edge_blocks"]),
+                                 attention_blocks=int(metadata["attention_blocks"]),
+                                 heads=int(metadata["attention_heads"]), head_units=int(metadata["attention_head_units"]),
+                                 sharpness=float(metadata["edge_sharpness"]))
+    renamed = {name.replace("g_2.0.", "hidden.").replace("g_2.2.", "head."): value for name, value in tensors.items()}
+    state = network.state_dict()
+    missing = sorted(set(state) - set(renamed) - {k for k in state if k.endswith("num_batches_tracked")})
+    if missing:
+        raise SystemExit(f"parity: tensors missing from {path}: {missing}")
+    network.load_state_dict({k: renamed.get(k, v) for k, v in state.items()})
+    network.eval()
+    with torch.no_grad():
+        scores = network(pieces)
+    difference = (scores - expected).abs().max().item()
+    scale = expected.abs().max().item()
+    print(json.dumps({"op": "photo_parity", "grid": grid, "max_abs_difference": difference, "max_abs_score": scale}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", type=int, default=3)
@@ -141,7 +188,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--parity", help="a safetensors file of weights, pieces and Swift scores to compare")
     args = parser.parse_args()
+    if args.parity:
+        parity(args.parity, args.threads)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     grid, piece, n = args.grid, args.piece, args.grid * args.grid

@@ -15,6 +15,8 @@ public enum ClassicBaseline {
         /// Distinct crops evaluated (`photos · cropsPerPhoto`).
         public var crops: Int
         public var metrics: PermutationMetricsAccumulator
+        /// The same on equal terms (``EqualTerms``: pixel-identical pieces are interchangeable).
+        public var equalTerms: PermutationMetricsAccumulator
         /// Scrambled images whose grid `GridDetector` found.
         public var gridDetected: Int
         /// Mean wall time of one solve (costs plus search), in milliseconds.
@@ -45,15 +47,16 @@ public enum ClassicBaseline {
     ) -> Result {
         let crops = photos.testCrops(side: grid * pieceSide, perPhoto: cropsPerPhoto)
         let root = SeededGenerator(seed: seed)
-        let partials = UnsafeMutableBufferPointer<(PermutationMetricsAccumulator, Int, Double)>.allocate(capacity: crops.count)
-        partials.initialize(repeating: (PermutationMetricsAccumulator(), 0, 0))
+        let partials = UnsafeMutableBufferPointer<(PermutationMetricsAccumulator, PermutationMetricsAccumulator, Int, Double)>
+            .allocate(capacity: crops.count)
+        partials.initialize(repeating: (PermutationMetricsAccumulator(), PermutationMetricsAccumulator(), 0, 0))
         defer { partials.deinitialize(); partials.deallocate() }
         nonisolated(unsafe) let out = partials
         DispatchQueue.concurrentPerform(iterations: crops.count) { index in
             var generator = root.derived(UInt64(index))
             let image = crops.tensor(index..<(index + 1))
             let single = image.reshaped([image.shape[1], image.shape[2], image.shape[3]])
-            var metrics = PermutationMetricsAccumulator()
+            var metrics = PermutationMetricsAccumulator(), equalTerms = PermutationMetricsAccumulator()
             var detected = 0
             var milliseconds = 0.0
             for _ in 0..<scrambles {
@@ -63,15 +66,21 @@ public enum ClassicBaseline {
                 let prediction = ClassicSolver.solve(costs, grid: grid, beamWidth: beamWidth)
                 milliseconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
                 try? metrics.add(truth: puzzle.permutation, prediction: prediction)
+                let relabelled = puzzle.pieces.withUnsafeBufferPointer { pieces in
+                    EqualTerms.prediction(truth: puzzle.permutation, prediction: prediction, pieces: pieces,
+                                          pieceLength: pieces.count / prediction.count)
+                }
+                try? equalTerms.add(truth: puzzle.permutation, prediction: relabelled)
                 if detector.detect(puzzle.image).grid == grid { detected += 1 }
             }
-            out[index] = (metrics, detected, milliseconds)
+            out[index] = (metrics, equalTerms, detected, milliseconds)
         }
-        var metrics = PermutationMetricsAccumulator()
+        var metrics = PermutationMetricsAccumulator(), equalTerms = PermutationMetricsAccumulator()
         var detected = 0
         var milliseconds = 0.0
-        for (m, d, t) in partials { metrics.merge(m); detected += d; milliseconds += t }
-        return Result(grid: grid, pieceSide: pieceSide, photos: photos.images.count, crops: crops.count, metrics: metrics, gridDetected: detected,
+        for (m, e, d, t) in partials { metrics.merge(m); equalTerms.merge(e); detected += d; milliseconds += t }
+        return Result(grid: grid, pieceSide: pieceSide, photos: photos.images.count, crops: crops.count, metrics: metrics,
+                      equalTerms: equalTerms, gridDetected: detected,
                       meanSolveMilliseconds: metrics.puzzles == 0 ? 0 : milliseconds / Double(metrics.puzzles))
     }
 }

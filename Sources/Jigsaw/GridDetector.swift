@@ -40,51 +40,64 @@ public struct GridDetector: Sendable {
         // Gray in 0…255.
         var gray = [Float](repeating: 0, count: width * height)
         let c = image.channels
-        for p in 0..<(width * height) {
-            if c == 1 { gray[p] = Float(image.pixels[p]) } else {
-                gray[p] = 0.299 * Float(image.pixels[p * c]) + 0.587 * Float(image.pixels[p * c + 1])
-                    + 0.114 * Float(image.pixels[p * c + 2])
+        image.pixels.withUnsafeBufferPointer { pixels in
+            gray.withUnsafeMutableBufferPointer { gray in
+                for p in 0..<(width * height) {
+                    if c == 1 { gray[p] = Float(pixels[p]) } else {
+                        gray[p] = 0.299 * Float(pixels[p * c]) + 0.587 * Float(pixels[p * c + 1])
+                            + 0.114 * Float(pixels[p * c + 2])
+                    }
+                }
             }
         }
-        // dx[y · (W−1) + x] = |I(x+1, y) − I(x, y)|, dy[y · W + x] = |I(x, y+1) − I(x, y)|.
-        var dx = [Float](repeating: 0, count: (width - 1) * height)
-        var dy = [Float](repeating: 0, count: width * (height - 1))
-        for y in 0..<height {
-            for x in 0..<(width - 1) { dx[y * (width - 1) + x] = abs(gray[y * width + x + 1] - gray[y * width + x]) }
-        }
-        for y in 0..<(height - 1) {
-            for x in 0..<width { dy[y * width + x] = abs(gray[(y + 1) * width + x] - gray[y * width + x]) }
-        }
+        // |I(x+1, y) − I(x, y)| summed down each column pair, |I(x, y+1) − I(x, y)| along each row pair.
         var columnMeans = [Float](repeating: 0, count: width - 1)
-        for y in 0..<height { for x in 0..<(width - 1) { columnMeans[x] += dx[y * (width - 1) + x] } }
         var rowMeans = [Float](repeating: 0, count: height - 1)
-        for y in 0..<(height - 1) { for x in 0..<width { rowMeans[y] += dy[y * width + x] } }
+        gray.withUnsafeBufferPointer { gray in
+            columnMeans.withUnsafeMutableBufferPointer { columns in
+                for y in 0..<height {
+                    let row = gray.baseAddress! + y * width
+                    for x in 0..<(width - 1) { columns[x] += abs(row[x + 1] - row[x]) }
+                }
+            }
+            rowMeans.withUnsafeMutableBufferPointer { rows in
+                for y in 0..<(height - 1) {
+                    let row = gray.baseAddress! + y * width, next = row + width
+                    var sum: Float = 0
+                    for x in 0..<width { sum += abs(next[x] - row[x]) }
+                    rows[y] = sum
+                }
+            }
+        }
         let typicalX = max(Self.median(columnMeans) / Float(height), 0.5)
         let typicalY = max(Self.median(rowMeans) / Float(width), 0.5)
 
         var scores: [Int: Float] = [:]
-        for g in candidates {
-            let pw = width / g, ph = height / g
-            guard pw >= 2 && ph >= 2 else { scores[g] = 0; continue }
-            let left = (width - g * pw) / 2, top = (height - g * ph) / 2
-            var strengths: [Float] = []
-            for k in 1..<g {
-                let x = left + k * pw  // seam between columns x − 1 and x
-                for s in 0..<g {
-                    var sum: Float = 0
-                    for y in (top + s * ph)..<(top + (s + 1) * ph) { sum += dx[y * (width - 1) + x - 1] }
-                    strengths.append(sum / Float(ph) / typicalX)
+        gray.withUnsafeBufferPointer { gray in
+            let gray = gray.baseAddress!
+            for g in candidates {
+                let pw = width / g, ph = height / g
+                guard pw >= 2 && ph >= 2 else { scores[g] = 0; continue }
+                let left = (width - g * pw) / 2, top = (height - g * ph) / 2
+                var strengths: [Float] = []
+                for k in 1..<g {
+                    let x = left + k * pw  // seam between columns x − 1 and x
+                    for s in 0..<g {
+                        var sum: Float = 0
+                        for y in (top + s * ph)..<(top + (s + 1) * ph) { sum += abs(gray[y * width + x] - gray[y * width + x - 1]) }
+                        strengths.append(sum / Float(ph) / typicalX)
+                    }
+                    let y = top + k * ph
+                    for s in 0..<g {
+                        var sum: Float = 0
+                        for x in (left + s * pw)..<(left + (s + 1) * pw) { sum += abs(gray[y * width + x] - gray[(y - 1) * width + x]) }
+                        strengths.append(sum / Float(pw) / typicalY)
+                    }
                 }
-                let y = top + k * ph
-                for s in 0..<g {
-                    var sum: Float = 0
-                    for x in (left + s * pw)..<(left + (s + 1) * pw) { sum += dy[(y - 1) * width + x] }
-                    strengths.append(sum / Float(pw) / typicalY)
-                }
+                strengths.sort()
+                let index = min(strengths.count - 1, Int(Float(strengths.count - 1) * quantile))
+                scores[g] = strengths[index]
             }
-            strengths.sort()
-            let index = min(strengths.count - 1, Int(Float(strengths.count - 1) * quantile))
-            scores[g] = strengths[index]
         }
         let passing = candidates.filter { scores[$0]! >= threshold }
         let grid = passing.max() ?? candidates.max { scores[$0]! < scores[$1]! }!

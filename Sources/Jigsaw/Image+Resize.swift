@@ -57,30 +57,55 @@ extension Image {
         if newWidth == width && newHeight == height { return self }
         let horizontal = Self.taps(source: width, target: newWidth, filter: filter)
         let vertical = Self.taps(source: height, target: newHeight, filter: filter)
+        // Flattened taps: output x reads source start[x] ..< start[x] + count[x] with weights
+        // from offset[x]; the sums run in the same order as a per-tap loop would.
+        func flatten(_ taps: Taps) -> (starts: [Int], counts: [Int], offsets: [Int], weights: [Float]) {
+            var counts: [Int] = [], offsets: [Int] = [], weights: [Float] = []
+            for row in taps.weights {
+                offsets.append(weights.count)
+                counts.append(row.count)
+                weights += row
+            }
+            return (taps.starts, counts, offsets, weights)
+        }
+        let h = flatten(horizontal), v = flatten(vertical)
+        let channels = self.channels, width = self.width, height = self.height
         // Horizontal pass into a float buffer of height × newWidth × channels.
         var middle = [Float](repeating: 0, count: height * newWidth * channels)
-        for y in 0..<height {
-            for x in 0..<newWidth {
-                let start = horizontal.starts[x]
-                for c in 0..<channels {
-                    var sum: Float = 0
-                    for (k, weight) in horizontal.weights[x].enumerated() {
-                        sum += weight * Float(pixels[(y * width + start + k) * channels + c])
+        var output = [UInt8](repeating: 0, count: newHeight * newWidth * channels)
+        pixels.withUnsafeBufferPointer { source in
+            middle.withUnsafeMutableBufferPointer { middle in
+                h.weights.withUnsafeBufferPointer { weights in
+                    for y in 0..<height {
+                        let row = source.baseAddress! + y * width * channels
+                        let out = middle.baseAddress! + y * newWidth * channels
+                        for x in 0..<newWidth {
+                            let first = row + h.starts[x] * channels, w = weights.baseAddress! + h.offsets[x], taps = h.counts[x]
+                            for c in 0..<channels {
+                                var sum: Float = 0
+                                for k in 0..<taps { sum += w[k] * Float(first[k * channels + c]) }
+                                out[x * channels + c] = sum
+                            }
+                        }
                     }
-                    middle[(y * newWidth + x) * channels + c] = sum
                 }
             }
         }
-        var output = [UInt8](repeating: 0, count: newHeight * newWidth * channels)
         let rowLength = newWidth * channels
-        for y in 0..<newHeight {
-            let start = vertical.starts[y]
-            for i in 0..<rowLength {
-                var sum: Float = 0
-                for (k, weight) in vertical.weights[y].enumerated() {
-                    sum += weight * middle[(start + k) * rowLength + i]
+        middle.withUnsafeBufferPointer { middle in
+            output.withUnsafeMutableBufferPointer { output in
+                v.weights.withUnsafeBufferPointer { weights in
+                    for y in 0..<newHeight {
+                        let first = middle.baseAddress! + v.starts[y] * rowLength
+                        let w = weights.baseAddress! + v.offsets[y], taps = v.counts[y]
+                        let out = output.baseAddress! + y * rowLength
+                        for i in 0..<rowLength {
+                            var sum: Float = 0
+                            for k in 0..<taps { sum += w[k] * first[k * rowLength + i] }
+                            out[i] = UInt8(min(max(sum.rounded(), 0), 255))
+                        }
+                    }
                 }
-                output[y * rowLength + i] = UInt8(min(max(sum.rounded(), 0), 255))
             }
         }
         return Image(width: newWidth, height: newHeight, channels: channels, pixels: output)

@@ -60,6 +60,7 @@ extension JigsawEvaluator {
         let count = Double(max(total, 1))
         return JigsawEvaluation(puzzles: total, kendallTau: tauSum / Double(max(tauCount, 1)),
                                 propWrong: wrongSum / count, propAnyWrong: anyWrongSum / count,
-                                l1: 0, l2: 0, undefinedKendallTau: undefined / max(draws, 1))
+                                l1: 0, l2: 0, undefinedKendallTau: undefined / max(draws, 1),
+                                equalTermsKendallTau: 1, equalTermsPropWrong: 0, equalTermsPropAnyWrong: 0)
     }
 }

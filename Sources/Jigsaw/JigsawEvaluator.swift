@@ -17,6 +17,26 @@ public struct JigsawEvaluation: Equatable, Sendable {
     public var l2: Double
     /// Puzzles whose Kendall tau is undefined (left out of its mean, as `np.nanmean` would).
     public var undefinedKendallTau: Int
+    /// The same three metrics on equal terms (``EqualTerms``): a piece counts as right when its
+    /// pixels equal those of the piece that belongs in its cell.
+    public var equalTermsKendallTau: Double
+    public var equalTermsPropWrong: Double
+    public var equalTermsPropAnyWrong: Double
+
+    public init(puzzles: Int, kendallTau: Double, propWrong: Double, propAnyWrong: Double, l1: Double, l2: Double,
+                undefinedKendallTau: Int, equalTermsKendallTau: Double? = nil, equalTermsPropWrong: Double? = nil,
+                equalTermsPropAnyWrong: Double? = nil) {
+        self.puzzles = puzzles
+        self.kendallTau = kendallTau
+        self.propWrong = propWrong
+        self.propAnyWrong = propAnyWrong
+        self.l1 = l1
+        self.l2 = l2
+        self.undefinedKendallTau = undefinedKendallTau
+        self.equalTermsKendallTau = equalTermsKendallTau ?? kendallTau
+        self.equalTermsPropWrong = equalTermsPropWrong ?? propWrong
+        self.equalTermsPropAnyWrong = equalTermsPropAnyWrong ?? propAnyWrong
+    }
 
     /// The figures as `eval.*` metadata entries.
     public func metadata(dataset: String, split: String) -> [String: String] {
@@ -25,6 +45,9 @@ public struct JigsawEvaluation: Equatable, Sendable {
             "eval.kendall_tau": String(format: "%.5f", kendallTau), "eval.prop_wrong": String(format: "%.5f", propWrong),
             "eval.prop_any_wrong": String(format: "%.5f", propAnyWrong), "eval.l1": String(format: "%.5f", l1),
             "eval.l2": String(format: "%.5f", l2),
+            "eval.equal_terms_kendall_tau": String(format: "%.5f", equalTermsKendallTau),
+            "eval.equal_terms_prop_wrong": String(format: "%.5f", equalTermsPropWrong),
+            "eval.equal_terms_prop_any_wrong": String(format: "%.5f", equalTermsPropAnyWrong),
         ]
     }
 
@@ -41,6 +64,8 @@ extension JigsawEvaluation: Encodable {
     enum CodingKeys: String, CodingKey {
         case puzzles, kendallTau = "kendall_tau", propWrong = "prop_wrong", propAnyWrong = "prop_any_wrong", l1, l2
         case undefinedKendallTau = "undefined_kendall_tau"
+        case equalTermsKendallTau = "equal_terms_kendall_tau", equalTermsPropWrong = "equal_terms_prop_wrong"
+        case equalTermsPropAnyWrong = "equal_terms_prop_any_wrong"
     }
 
     /// The figures to six decimals; one that is not finite (no defined Kendall tau) is `null`.
@@ -54,6 +79,9 @@ extension JigsawEvaluation: Encodable {
         try container.encode(figure(l1), forKey: .l1)
         try container.encode(figure(l2), forKey: .l2)
         try container.encode(undefinedKendallTau, forKey: .undefinedKendallTau)
+        try container.encode(figure(equalTermsKendallTau), forKey: .equalTermsKendallTau)
+        try container.encode(figure(equalTermsPropWrong), forKey: .equalTermsPropWrong)
+        try container.encode(figure(equalTermsPropAnyWrong), forKey: .equalTermsPropAnyWrong)
     }
 }
 
@@ -79,7 +107,7 @@ public enum JigsawEvaluator {
         var generator = SeededGenerator(seed: seed)
         var batch = PuzzleBatch(batchSize: min(batchSize, max(total, 1)), grid: c.grid, channels: c.channels,
                                 height: c.imageSize, width: c.imageSize)
-        var accumulator = PermutationMetricsAccumulator()
+        var accumulator = PermutationMetricsAccumulator(), equalTerms = PermutationMetricsAccumulator()
         let n = c.pieceCount
         let d = c.channels * c.pieceSize * c.pieceSize
         var reconstruction = [Float](repeating: 0, count: n * d)
@@ -98,7 +126,12 @@ public enum JigsawEvaluator {
                             for k in 0..<d { reconstruction[j * d + k] = x[(b * n + i) * d + k] }
                         }
                         for k in 0..<(n * d) { target[k] = t[b * n * d + k] }
-                        try accumulator.add(truth: batch.permutation(b), prediction: matchings[b])
+                        let truth = batch.permutation(b)
+                        try accumulator.add(truth: truth, prediction: matchings[b])
+                        let relabelled = EqualTerms.prediction(
+                            truth: truth, prediction: matchings[b],
+                            pieces: UnsafeBufferPointer(rebasing: x[(b * n * d)..<((b + 1) * n * d)]), pieceLength: d)
+                        try equalTerms.add(truth: truth, prediction: relabelled)
                         try accumulator.add(reconstruction: reconstruction, target: target)
                     }
                 }
@@ -108,6 +141,8 @@ public enum JigsawEvaluator {
         return JigsawEvaluation(puzzles: accumulator.puzzles, kendallTau: accumulator.meanKendallTau,
                                 propWrong: accumulator.meanProportionWrong, propAnyWrong: accumulator.proportionAnyWrong,
                                 l1: accumulator.meanL1, l2: accumulator.meanL2,
-                                undefinedKendallTau: accumulator.undefinedKendallTauCount)
+                                undefinedKendallTau: accumulator.undefinedKendallTauCount,
+                                equalTermsKendallTau: equalTerms.meanKendallTau, equalTermsPropWrong: equalTerms.meanProportionWrong,
+                                equalTermsPropAnyWrong: equalTerms.proportionAnyWrong)
     }
 }

@@ -107,6 +107,15 @@ public final class JigsawTrainer {
         let end = min(start + c.batchSize, training.count)
         batch.fill(from: training, indices: order[start..<end], generator: &generator,
                    channelNormalization: (c.network.normalisationMean, c.network.normalisationStd))
+        if c.jpegProbability > 0 {
+            // Its own stream per step, so the scrambles and a resumed run are unchanged by it.
+            var jpeg = SeededGenerator(seed: c.seed).derived((2 << 32) + UInt64(globalStep))
+            for b in 0..<batch.count where jpeg.nextUniform() < c.jpegProbability {
+                let quality = c.jpegQualities.lowerBound + jpeg.nextInt(below: c.jpegQualities.count)
+                try batch.recompressScrambled(puzzle: b, quality: quality,
+                                              normalization: (c.network.normalisationMean, c.network.normalisationStd))
+            }
+        }
         let tau = c.temperature(atStep: globalStep, of: totalSteps)
         let learningRate = c.learningRate(atStep: globalStep, of: totalSteps)
 

@@ -59,6 +59,12 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
     /// (0 in the paper). It counts every misplaced piece, inked or nearly blank, as the metrics do,
     /// while the reconstruction error barely sees a piece that differs from another in a few pixels.
     public var permutationWeight: Float
+    /// Photos: the fraction of scrambled puzzles re-encoded as JPEG before the network sees them
+    /// (the scrambled image assembled, compressed at a quality drawn from ``jpegQualities`` and
+    /// decoded), as a phone saves a scrambled photo; 0 for none.
+    public var jpegProbability: Float = 0
+    /// The JPEG qualities drawn uniformly for ``jpegProbability``.
+    public var jpegQualities: ClosedRange<Int> = 60...95
 
     public init(network: JigsawNetworkConfiguration = JigsawNetworkConfiguration(),
                 dataset: DatasetKind = .mnist, dataDirectory: String = "",
@@ -114,6 +120,9 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         try require(threads >= 1 && threads <= 256, "threads must be in 1...256")
         try require(trainLimit.map { $0 >= 1 } ?? true, "train limit must be at least 1")
         try require(validationSize >= 0, "validation size must not be negative")
+        try require(jpegProbability.isFinite && jpegProbability >= 0 && jpegProbability <= 1, "JPEG probability must be in 0...1")
+        try require(jpegQualities.lowerBound >= 1 && jpegQualities.upperBound <= 100, "JPEG qualities must be in 1...100")
+        try require(jpegProbability == 0 || network.channels == 1 || network.channels == 3, "JPEG re-encoding needs 1 or 3 channels")
         try require(reconstructionWeight.isFinite && reconstructionWeight >= 0 && permutationWeight.isFinite
                     && permutationWeight >= 0 && reconstructionWeight + permutationWeight > 0,
                     "loss weights must be non-negative numbers, not both zero")
@@ -157,6 +166,10 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         if let final = finalTemperature { m["train.final_temperature"] = "\(final)" }
         if let final = finalLearningRate { m["train.final_learning_rate"] = "\(final)" }
         if let limit = trainLimit { m["train.limit"] = "\(limit)" }
+        if jpegProbability > 0 {
+            m["train.jpeg_probability"] = "\(jpegProbability)"
+            m["train.jpeg_quality"] = "\(jpegQualities.lowerBound)-\(jpegQualities.upperBound)"
+        }
         return m
     }
 }

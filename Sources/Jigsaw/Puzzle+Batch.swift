@@ -168,3 +168,52 @@ public struct PuzzleBatch: Sendable {
         }
     }
 }
+
+extension PuzzleBatch {
+    /// Re-encodes puzzle `b`'s scrambled image as JPEG at `quality` and puts the decoded pieces
+    /// back: the pieces are mapped from their normalised values to 8-bit pixels, joined in slot
+    /// order, compressed (4:2:0 for colour), decoded and cut again, so seams carry the block and
+    /// chroma artefacts a phone's JPEG of a scrambled photo has.
+    /// - Parameter normalization: the per-channel `(mean, std)` the pieces hold (values in [0, 1] when nil).
+    public mutating func recompressScrambled(puzzle b: Int, quality: Int,
+                                             normalization: (mean: [Float], std: [Float])?) throws {
+        precondition(b >= 0 && b < count, "puzzle \(b) outside the batch of \(count)")
+        let (grid, n, channels, ph, pw) = (grid, pieceCount, channels, pieceHeight, pieceWidth)
+        let (means, stds) = normalization ?? ([0], [1])
+        let mean = (0..<channels).map { means[means.count == 1 ? 0 : $0] }
+        let std = (0..<channels).map { stds[stds.count == 1 ? 0 : $0] }
+        let width = grid * pw, height = grid * ph, pieceSize = channels * ph * pw
+        var image = Image(width: width, height: height, channels: channels)
+        scrambled.withUnsafeBufferPointer { pieces in
+            for s in 0..<n {
+                let piece = (b * n + s) * pieceSize
+                let (x0, y0) = ((s % grid) * pw, (s / grid) * ph)
+                for c in 0..<channels {
+                    for y in 0..<ph {
+                        for x in 0..<pw {
+                            let value = (pieces[piece + (c * ph + y) * pw + x] * std[c] + mean[c]) * 255
+                            image.pixels[((y0 + y) * width + x0 + x) * channels + c] = UInt8(min(max(value.rounded(), 0), 255))
+                        }
+                    }
+                }
+            }
+        }
+        let decoded = try JPEG.decode(try JPEG.encode(image, quality: quality))
+        precondition(decoded.width == width && decoded.height == height && decoded.channels == channels,
+                     "JPEG round trip changed the image geometry")
+        scrambled.withUnsafeMutableBufferPointer { pieces in
+            for s in 0..<n {
+                let piece = (b * n + s) * pieceSize
+                let (x0, y0) = ((s % grid) * pw, (s / grid) * ph)
+                for c in 0..<channels {
+                    for y in 0..<ph {
+                        for x in 0..<pw {
+                            let value = Float(decoded.pixels[((y0 + y) * width + x0 + x) * channels + c]) / 255
+                            pieces[piece + (c * ph + y) * pw + x] = (value - mean[c]) / std[c]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

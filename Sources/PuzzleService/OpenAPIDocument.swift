@@ -137,7 +137,7 @@ enum OpenAPIDocument {
         "parameters": [
           {"name": "k", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
           {"$ref": "#/components/parameters/Model"},
-          {"name": "dataset", "in": "query", "required": false, "description": "mnist or fashion-mnist; default: the model's eval.dataset, else mnist", "schema": {"type": "string"}},
+          {"name": "dataset", "in": "query", "required": false, "description": "mnist, fashion-mnist or photos (the sample folders installed); default: the model's eval.dataset, else mnist", "schema": {"type": "string"}},
           {"name": "seed", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 9007199254740991}},
           {"$ref": "#/components/parameters/TauOptional"},
           {"$ref": "#/components/parameters/Iterations"}],
@@ -222,7 +222,7 @@ enum OpenAPIDocument {
         "source": {"type": "string"}, "is_default": {"type": "boolean"}, "inferred": {"type": "boolean", "description": "configuration inferred from tensor shapes (no __metadata__)"},
         "notes": {"type": "array", "items": {"type": "string"}}, "parameters": {"type": "integer"},
         "configuration": {"type": "object", "additionalProperties": true},
-        "evaluation": {"type": "object", "additionalProperties": true, "description": "eval.* metadata: dataset, split, puzzles, kendall_tau, prop_wrong, prop_any_wrong, l1, l2"},
+        "evaluation": {"type": "object", "additionalProperties": true, "description": "eval.* metadata: dataset, split, puzzles, kendall_tau, prop_wrong, prop_any_wrong, l1, l2, and equal_terms_kendall_tau, equal_terms_prop_wrong, equal_terms_prop_any_wrong (a piece counts as right when its pixels equal those of the piece that belongs in its cell)"},
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}
     }
   }

@@ -83,6 +83,11 @@ struct TrainCommand: CheckedCommand {
     @Option(help: "Train on at most this many images (photos: crops per epoch).") var limit: Int?
     @Option(name: .customLong("crops-per-photo"), help: "Photos: random crops of every training photo per epoch.")
     var cropsPerPhoto = 64
+    @Option(name: .customLong("jpeg-probability"),
+            help: "Photos: fraction of scrambled puzzles re-encoded as JPEG before the network sees them (0: none).")
+    var jpegProbability: Float = 0
+    @Option(name: .customLong("jpeg-quality"), help: "JPEG qualities drawn for --jpeg-probability, as LOW-HIGH.")
+    var jpegQuality: String = "60-95"
     @Option(name: .customLong("crop-aspect"),
             help: "Photos: crops have a width : height drawn log-uniformly up to this ratio either way before they are squeezed into the square (1: square crops).")
     var cropAspect: Double = 1
@@ -101,8 +106,15 @@ struct TrainCommand: CheckedCommand {
     @Flag(help: "Continue from the checkpoint of an interrupted run with the same options.") var resume = false
     @Option(help: "Also write the final report (JSON) to this file.") var report: String?
 
+    /// `--jpeg-quality LOW-HIGH`, or an empty range (refused by validation) when malformed.
+    var jpegQualities: ClosedRange<Int> {
+        let parts = jpegQuality.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], low <= high else { return 0...0 }
+        return low...high
+    }
+
     var trainingConfiguration: JigsawTrainingConfiguration {
-        JigsawTrainingConfiguration(
+        var configuration = JigsawTrainingConfiguration(
             network: JigsawNetworkConfiguration(
                 grid: grid, imageSize: imageSize, channels: channels, hiddenChannels: hidden, kernelSize: kernelSize,
                 extraConvolutionBlocks: extraBlocks, hiddenUnits: hiddenUnits,
@@ -117,6 +129,9 @@ struct TrainCommand: CheckedCommand {
             batchSize: batchSize, epochs: epochs, seed: seed, threads: threads, backward: backward,
             trainLimit: limit, validationSize: validationSize, reconstructionWeight: reconstructionWeight,
             permutationWeight: permutationWeight)
+        configuration.jpegProbability = jpegProbability
+        configuration.jpegQualities = jpegQualities
+        return configuration
     }
 
     var dataset: DatasetKind { data.dataset }

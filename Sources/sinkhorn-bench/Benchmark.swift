@@ -52,10 +52,15 @@ private enum BenchValue: Encodable {
         switch value {
         case let s as String: self = .text(s)
         case let i as Int: self = .integer(i)
-        case let d as Double: self = .number(d.isFinite ? (d * 1e4).rounded() / 1e4 : nil)
-        case let f as Float: self = .number(f.isFinite ? (Double(f) * 1e4).rounded() / 1e4 : nil)
+        case let d as Double: self = .number(Self.significant(d))
+        case let f as Float: self = .number(Self.significant(Double(f)))
         default: self = .text("\(value)")
         }
+    }
+
+    /// Six significant digits, so tiny values (a parity difference of 1e-7) survive.
+    static func significant(_ value: Double) -> Double? {
+        value.isFinite ? Double(String(format: "%.6g", value)) : nil
     }
 
     func encode(to encoder: Encoder) throws {

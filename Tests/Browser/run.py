@@ -463,6 +463,54 @@ def run(args):
         errors = dev.console_errors()
         checks.expect(not errors, "still no console errors" + (f": {errors}" if errors else ""))
 
+        # 5b. A phone photo (a JPEG of the test split): the page switches to the photo model of the
+        # current grid, the service scrambles and solves it, and the soft reconstruction and heat
+        # map follow τ as for digits. Then a photo sample puzzle from the photo model's own samples.
+        models = fetch_json(base, "/v1/models")["models"]
+        photo_models = sorted(m["name"] for m in models if m.get("kind") == "jigsaw" and (m.get("configuration") or {}).get("channels") == 3)
+        photo_dir = os.path.join(ROOT, "Models", "samples", "photos")
+        photos = sorted(f for f in os.listdir(photo_dir) if f.endswith(".jpg")) if os.path.isdir(photo_dir) else []
+        if photo_models and photos:
+            dev.call("Page.navigate", url=f"{base}/")
+            dev.wait_for("document.body.dataset.state === 'ready'", "the page to load its models")
+            grid_before = dev.evaluate("(() => { const m = document.getElementById('model'); return m.value; })()")
+            dev.call("DOM.setFileInputFiles", nodeId=dev.call("DOM.querySelector", nodeId=dev.call("DOM.getDocument")["root"]["nodeId"],
+                                                                 selector="#file")["nodeId"], files=[os.path.join(photo_dir, photos[0])])
+            dev.wait_for("document.body.dataset.state === 'scrambled'", "the uploaded phone photo, scrambled")
+            chosen = dev.evaluate("document.getElementById('model').value")
+            checks.expect(chosen in photo_models and chosen != grid_before,
+                          f"a JPEG photo switches the page from {grid_before} to a photo model ({chosen})")
+            dev.click("#solve")
+            dev.wait_for("document.body.dataset.state === 'solved'", "the photo puzzle solved")
+            shown = [int(x) for x in dev.evaluate("document.getElementById('permutation').dataset.permutation").split(",")]
+            puzzle_id = dev.evaluate("document.getElementById('permutation').dataset.puzzle")
+            stored = fetch_json(base, f"/v1/puzzles/{urllib.parse.quote(puzzle_id)}")
+            checks.expect(shown == stored["permutation"] and stored["model"] == chosen,
+                          f"the photo is solved by {chosen} and the page shows the service's permutation")
+            dev.wait_for("document.getElementById('soft-image').naturalWidth > 0", "the photo's soft reconstruction")
+            first = soft_snapshot(dev)
+            later = set_tau_by_keys(dev, "End", 35, checks, "photo, End")
+            checks.expect(first["checksum"] != later["checksum"] and len(later["matrix"]) == len(shown),
+                          "for the photo the soft image changes with τ and the heat map has a row per piece")
+            three = "photo-3x3" if "photo-3x3" in photo_models else photo_models[0]
+            dev.evaluate(f"(() => {{ const m = document.getElementById('model'); m.value = {json.dumps(three)}; m.dispatchEvent(new Event('change')); }})()")
+            dev.wait_for("document.body.dataset.state === 'ready' || document.body.dataset.state === 'empty' || !document.getElementById('sample').disabled",
+                         "the photo model selected")
+            dev.click("#sample")
+            dev.wait_for("document.body.dataset.state === 'scrambled'", "a photo sample puzzle")
+            facts = dev.evaluate("document.getElementById('sample-facts').textContent")
+            label = dev.evaluate("document.getElementById('sample-label').textContent")
+            grid = fetch_json(base, f"/v1/models/{urllib.parse.quote(three)}")["configuration"]["grid"]
+            pieces = dev.evaluate("document.querySelectorAll('#board .piece img').length")
+            checks.expect("photos" in facts and label == "Test-set photo" and pieces == grid * grid,
+                          f"{three}'s sample button makes a {grid}×{grid} puzzle of a test photo (“{facts}”)")
+            dev.click("#solve")
+            dev.wait_for("document.body.dataset.state === 'solved'", "the photo sample solved")
+            errors = dev.console_errors()
+            checks.expect(not errors, "no console errors with photos" + (f": {errors}" if errors else ""))
+        else:
+            print("browser test: no photo model or photo samples in Models/: photo checks skipped", flush=True)
+
         # 6. Errors from the service are shown in the page. Chromium logs each 4xx response as a
         # network error in the console; those (and only those) are expected from here on.
         seen = len(dev.events)

@@ -98,9 +98,11 @@ import TensorKit
             let result = ClassicBaseline.evaluate(photos: photos, grid: parts[0], pieceSide: parts[1], scrambles: scrambles, seed: 2026,
                                                     measure: measure, cropsPerPhoto: cropsPerPhoto)
             let m = result.metrics
-            print(String(format: "classic-baseline grid %d piece %d photos %d crops %d puzzles %d tau %.4f wrong %.4f any %.4f grid-acc %.4f ms %.2f",
+            let e = result.equalTerms
+            print(String(format: "classic-baseline grid %d piece %d photos %d crops %d puzzles %d tau %.4f wrong %.4f any %.4f equal-terms %.4f / %.4f / %.4f grid-acc %.4f ms %.2f",
                          result.grid, result.pieceSide, result.photos, result.crops, result.puzzles, m.meanKendallTau,
-                         m.meanProportionWrong, m.proportionAnyWrong, result.gridAccuracy, result.meanSolveMilliseconds))
+                         m.meanProportionWrong, m.proportionAnyWrong, e.meanKendallTau, e.meanProportionWrong, e.proportionAnyWrong,
+                         result.gridAccuracy, result.meanSolveMilliseconds))
         }
     }
 }
@@ -139,6 +141,31 @@ import TensorKit
             if ratio < 1 / 1.2 { taller += 1 }
         }
         #expect(wider > 20 && taller > 20)
+    }
+}
+
+@Suite struct JPEGAugmentationTests {
+    @Test("re-encoding a scrambled puzzle as JPEG keeps it close, closer at higher quality, and leaves the other puzzles alone")
+    func recompression() throws {
+        let photos = PhotoCollection(images: [Image(tensor: smoothTestPicture(side: 48)), Image(tensor: smoothTestPicture(side: 48, phase: 1))],
+                                     sources: ["a", "b"]).testCrops(side: 48)
+        let normalization: (mean: [Float], std: [Float]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        func error(quality: Int) throws -> (first: Float, second: Float) {
+            var batch = PuzzleBatch(batchSize: 2, grid: 3, channels: 3, height: 48, width: 48)
+            var generator = SeededGenerator(seed: 1)
+            batch.fill(from: photos, indices: 0..<2, generator: &generator, channelNormalization: normalization)
+            let before = batch.scrambled.storage
+            try batch.recompressScrambled(puzzle: 0, quality: quality, normalization: normalization)
+            let after = batch.scrambled.storage
+            let half = before.count / 2
+            let first = zip(before[..<half], after[..<half]).map { abs($0 - $1) * 0.229 }.reduce(0, +) / Float(half)
+            let second = zip(before[half...], after[half...]).map { abs($0 - $1) }.max() ?? 0
+            return (first, second)
+        }
+        let fine = try error(quality: 95), coarse = try error(quality: 20)
+        #expect(fine.first > 0 && fine.first < 0.01, "mean error \(fine.first) at quality 95")
+        #expect(coarse.first > fine.first)
+        #expect(fine.second == 0 && coarse.second == 0)
     }
 }
 

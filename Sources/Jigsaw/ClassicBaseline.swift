@@ -45,7 +45,7 @@ public enum ClassicBaseline {
         measure: EdgeCompatibility.Measure = .prediction(), detector: GridDetector = GridDetector(),
         beamWidth: Int = 256, cropsPerPhoto: Int = 1
     ) -> Result {
-        let crops = photos.testCrops(side: grid * pieceSide, perPhoto: cropsPerPhoto)
+        let crops = photos.testCrops(side: grid * pieceSide, perPhoto: cropsPerPhoto, grid: grid)
         let root = SeededGenerator(seed: seed)
         let partials = UnsafeMutableBufferPointer<(PermutationMetricsAccumulator, PermutationMetricsAccumulator, Int, Double)>
             .allocate(capacity: crops.count)

@@ -26,14 +26,15 @@ extension DatasetKind {
     /// An image folder holds `train/` and `test/` subfolders (or, without them, one set of images used
     /// for both); its PNGs are converted to `channels` and resized to fill `imageSize × imageSize`.
     /// - Throws: `DatasetError` naming the file or folder that is missing or malformed.
-    /// Photos are cut as ``PhotoCollection/testCrops(side:perPhoto:aspect:)`` does, `photoAspect`
-    /// giving the crops' width : height before they are squeezed into the square.
+    /// Photos are cut as ``PhotoCollection/testCrops(side:perPhoto:aspect:grid:)`` does, `photoAspect`
+    /// giving the crops' width : height before they are squeezed into the square and `photoGrid`
+    /// the grid whose cells are resized one by one (as the service does).
     public func load(directory: String, split: DatasetSplit, limit: Int? = nil, channels: Int = 1,
-                     imageSize: Int = 28, photoAspect: Double = 1) throws(DatasetError) -> ImageDataset {
+                     imageSize: Int = 28, photoAspect: Double = 1, photoGrid: Int? = nil) throws(DatasetError) -> ImageDataset {
         switch self {
         case .photos:
             let photos = try PhotoCollection.load(directory: photoFolder(directory, split: split))
-            let crops = photos.testCrops(side: imageSize, perPhoto: Self.testCropsPerPhoto, aspect: photoAspect)
+            let crops = photos.testCrops(side: imageSize, perPhoto: Self.testCropsPerPhoto, aspect: photoAspect, grid: photoGrid)
             guard let limit, limit < crops.count else { return crops }
             return ImageDataset.slice(crops, 0..<limit)
         case .mnist, .fashionMNIST:

@@ -128,7 +128,10 @@ public struct PhotoCollection: Sendable {
     /// With `aspect ≠ 1` every crop is a `width : height = aspect` rectangle instead (the largest
     /// that fits, times the scale) squeezed into the `side × side` square — what the service does
     /// to a non-square photo, whose pieces are resized to the model's square piece side.
-    public func testCrops(side: Int, perPhoto: Int = 1, aspect: Double = 1) -> ImageDataset {
+    ///
+    /// With `grid`, each crop is cut into that grid before resizing and each cell resized on its own,
+    /// as the service does with an uploaded photo.
+    public func testCrops(side: Int, perPhoto: Int = 1, aspect: Double = 1, grid: Int? = nil) -> ImageDataset {
         precondition(perPhoto >= 1, "at least one crop per photo")
         precondition(aspect > 0 && aspect.isFinite, "the aspect ratio must be positive")
         var crops: [Image] = [], names: [String] = []
@@ -145,7 +148,7 @@ public struct PhotoCollection: Sendable {
                 let x0 = k == 0 ? (image.width - w) / 2 : Int((fx * Double(image.width - w)).rounded())
                 let y0 = k == 0 ? (image.height - h) / 2 : Int((fy * Double(image.height - h)).rounded())
                 let crop = image.cropped(x: x0, y: y0, width: w, height: h)
-                crops.append(PhotoCropSampler.resize(crop, side: side))
+                crops.append(PhotoCropSampler.resize(crop, side: side, grid: grid))
                 names.append(name)
             }
         }
@@ -168,6 +171,8 @@ public struct PhotoCropSampler: Sendable {
     /// The largest width : height (or height : width) of a crop before it is squeezed into the
     /// square; 1 keeps crops square. The ratio is drawn log-uniformly in `[1/A, A]`.
     public var maximumAspect: Double = 1
+    /// When set, every crop is cut into this grid and each cell resized on its own (``resize(_:side:grid:)``).
+    public var grid: Int?
 
     public init(photos: PhotoCollection, side: Int, scales: ClosedRange<Double> = 0.5...1.0, flipProbability: Double = 0.5) {
         precondition(side > 0, "crop side must be positive")
@@ -210,7 +215,7 @@ public struct PhotoCropSampler: Sendable {
     func render(_ placement: CropPlacement) -> Image {
         let image = photos.images[placement.photo]
         return Self.resize(image.cropped(x: placement.x, y: placement.y, width: placement.width, height: placement.height,
-                                         mirrored: placement.mirrored), side: side)
+                                         mirrored: placement.mirrored), side: side, grid: grid)
     }
 
     /// One crop of photo `index`, drawing from `generator`.
@@ -237,9 +242,16 @@ public struct PhotoCropSampler: Sendable {
         return ImageDataset(photos: Array(crops), side: side, sources: placements.map { photos.sources[$0.photo] })
     }
 
-    static func resize(_ image: Image, side: Int) -> Image {
+    /// The crop as RGB `side × side`; with a grid, cut first and each cell resized on its own to
+    /// `side / grid` (then joined), exactly as the service prepares the pieces of an uploaded
+    /// photo, so no pixel is shared across a cut and training sees the seams a real cut leaves.
+    static func resize(_ image: Image, side: Int, grid: Int? = nil) -> Image {
         let rgb = image.channels == 3 ? image : image.converted(toChannels: 3)
-        return rgb.resized(width: side, height: side, filter: rgb.width >= side && rgb.height >= side ? .area : .bilinear)
+        guard let grid, grid > 1, side % grid == 0, rgb.width >= grid, rgb.height >= grid else {
+            return rgb.resized(width: side, height: side, filter: rgb.width >= side && rgb.height >= side ? .area : .bilinear)
+        }
+        let piece = side / grid
+        return Image.tiled(rgb.cells(grid: grid).map { $0.fitted(width: piece, height: piece) }, grid: grid)
     }
 }
 

@@ -92,8 +92,11 @@ public enum JigsawEvaluator {
     ///
     /// The network is put in evaluation mode for the call and restored afterwards.
     /// - Throws: `JigsawTrainingError.datasetMismatch` when the images do not fit the network.
+    ///
+    /// With `jpegQuality`, every scrambled puzzle is first re-encoded as a JPEG of that quality
+    /// (``PuzzleBatch/recompressScrambled(puzzle:quality:normalization:)``), as a phone would save it.
     public static func evaluate(network: JigsawNetwork, dataset: ImageDataset, limit: Int? = nil, seed: UInt64 = 0,
-                                batchSize: Int = 256) throws -> JigsawEvaluation {
+                                batchSize: Int = 256, jpegQuality: Int? = nil) throws -> JigsawEvaluation {
         let c = network.configuration
         guard dataset.channels == c.channels, dataset.height == c.imageSize, dataset.width == c.imageSize else {
             throw JigsawTrainingError.datasetMismatch(
@@ -117,6 +120,9 @@ public enum JigsawEvaluator {
             let end = min(start + batchSize, total)
             // Pixels in [0, 1]: the matching does not depend on the scale, and l1/l2 are reported on pixels.
             batch.fill(from: dataset, indices: start..<end, generator: &generator, normalization: nil)
+            if let jpegQuality {
+                for b in 0..<batch.count { try batch.recompressScrambled(puzzle: b, quality: jpegQuality, normalization: nil) }
+            }
             let scores = JigsawInference.scores(network, pieces: batch.scrambled)
             let matchings = try JigsawInference.match(scores)
             try batch.scrambled.withUnsafeBufferPointer { x in

@@ -183,18 +183,23 @@ extension PuzzleBatch {
         let mean = (0..<channels).map { means[means.count == 1 ? 0 : $0] }
         let std = (0..<channels).map { stds[stds.count == 1 ? 0 : $0] }
         let width = grid * pw, height = grid * ph, pieceSize = channels * ph * pw
-        var image = Image(width: width, height: height, channels: channels)
-        scrambled.withUnsafeBufferPointer { pieces in
+        /// Calls `body(pieceOffset, imageOffset, channel)` for every sample of the puzzle's pieces.
+        func forEachSample(_ body: (Int, Int, Int) -> Void) {
             for s in 0..<n {
                 let piece = (b * n + s) * pieceSize
                 let (x0, y0) = ((s % grid) * pw, (s / grid) * ph)
                 for c in 0..<channels {
                     for y in 0..<ph {
-                        for x in 0..<pw {
-                            let value = (pieces[piece + (c * ph + y) * pw + x] * std[c] + mean[c]) * 255
-                            image.pixels[((y0 + y) * width + x0 + x) * channels + c] = UInt8(min(max(value.rounded(), 0), 255))
-                        }
+                        for x in 0..<pw { body(piece + (c * ph + y) * pw + x, ((y0 + y) * width + x0 + x) * channels + c, c) }
                     }
+                }
+            }
+        }
+        var image = Image(width: width, height: height, channels: channels)
+        scrambled.withUnsafeBufferPointer { pieces in
+            image.pixels.withUnsafeMutableBufferPointer { pixels in
+                forEachSample { from, to, c in
+                    pixels[to] = UInt8(min(max(((pieces[from] * std[c] + mean[c]) * 255).rounded(), 0), 255))
                 }
             }
         }
@@ -202,17 +207,8 @@ extension PuzzleBatch {
         precondition(decoded.width == width && decoded.height == height && decoded.channels == channels,
                      "JPEG round trip changed the image geometry")
         scrambled.withUnsafeMutableBufferPointer { pieces in
-            for s in 0..<n {
-                let piece = (b * n + s) * pieceSize
-                let (x0, y0) = ((s % grid) * pw, (s / grid) * ph)
-                for c in 0..<channels {
-                    for y in 0..<ph {
-                        for x in 0..<pw {
-                            let value = Float(decoded.pixels[((y0 + y) * width + x0 + x) * channels + c]) / 255
-                            pieces[piece + (c * ph + y) * pw + x] = (value - mean[c]) / std[c]
-                        }
-                    }
-                }
+            decoded.pixels.withUnsafeBufferPointer { pixels in
+                forEachSample { to, from, c in pieces[to] = (Float(pixels[from]) / 255 - mean[c]) / std[c] }
             }
         }
     }

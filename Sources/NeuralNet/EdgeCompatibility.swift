@@ -113,6 +113,11 @@ public struct EdgeCompatibility: Sendable, Equatable {
                     precondition(channels == 3 || channels == 1, "MGC needs 1 or 3 channels")
                     let modelsA = (0..<n).map { GradientModel(strip: first + $0 * 2 * line, channels: channels, length: length) }
                     let modelsB = (0..<n).map { GradientModel(strip: second + $0 * 2 * line, channels: channels, length: length) }
+                    if channels == 3 {
+                        mgc3(n: n, length: length, first: first, second: second, modelsA: modelsA, modelsB: modelsB,
+                             into: &result)
+                        break
+                    }
                     var fromA = [Float](repeating: 0, count: channels), fromB = fromA
                     for i in 0..<n {
                         let a = first + i * 2 * line
@@ -134,6 +139,47 @@ public struct EdgeCompatibility: Sendable, Equatable {
             }
         }
         return result
+    }
+}
+
+/// The MGC costs of RGB strips: the same arithmetic as ``GradientModel/distance(_:)`` in the same
+/// order (so the same floats), with each model's mean and inverse held in scalars.
+private func mgc3(n: Int, length: Int, first: UnsafePointer<Float>, second: UnsafePointer<Float>,
+                  modelsA: [GradientModel], modelsB: [GradientModel], into result: inout [Float]) {
+    typealias Model = (m0: Float, m1: Float, m2: Float, i00: Float, i01: Float, i02: Float,
+                       i10: Float, i11: Float, i12: Float, i20: Float, i21: Float, i22: Float)
+    func scalars(_ g: GradientModel) -> Model {
+        (g.mean[0], g.mean[1], g.mean[2], g.inverse[0], g.inverse[1], g.inverse[2],
+         g.inverse[3], g.inverse[4], g.inverse[5], g.inverse[6], g.inverse[7], g.inverse[8])
+    }
+    @inline(__always) func distance(_ m: Model, _ g0: Float, _ g1: Float, _ g2: Float) -> Float {
+        let d0 = g0 - m.m0, d1 = g1 - m.m1, d2 = g2 - m.m2
+        var total: Float = 0
+        var row: Float = 0
+        row += m.i00 * d0; row += m.i01 * d1; row += m.i02 * d2
+        total += d0 * row
+        row = 0
+        row += m.i10 * d0; row += m.i11 * d1; row += m.i12 * d2
+        total += d1 * row
+        row = 0
+        row += m.i20 * d0; row += m.i21 * d1; row += m.i22 * d2
+        total += d2 * row
+        return max(total, 0)
+    }
+    let a = modelsA.map(scalars), b = modelsB.map(scalars)
+    let line = 3 * length
+    for i in 0..<n {
+        let edge = first + i * 2 * line, model = a[i]
+        for j in 0..<n where j != i {
+            let other = second + j * 2 * line, otherModel = b[j]
+            var sum: Float = 0
+            for k in 0..<length {
+                let a0 = edge[k], a1 = edge[length + k], a2 = edge[2 * length + k]
+                let b0 = other[k], b1 = other[length + k], b2 = other[2 * length + k]
+                sum += distance(model, b0 - a0, b1 - a1, b2 - a2) + distance(otherModel, a0 - b0, a1 - b1, a2 - b2)
+            }
+            result[i * n + j] = sum
+        }
     }
 }
 

@@ -19,6 +19,9 @@ struct EvaluateCommand: CheckedCommand {
     @Option(name: .customLong("photo-aspect"),
             help: "Photos: width : height of the test crops before they are squeezed into the model's square (1: square; 1.333 for 4:3, 1.778 for 16:9).")
     var photoAspect: Double = 1
+    @Option(name: .customLong("jpeg-quality"),
+            help: "Re-encode every scrambled puzzle as a JPEG of this quality (1-100) before solving it, as a phone would save it.")
+    var jpegQuality: Int?
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
     @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
@@ -35,6 +38,8 @@ struct EvaluateCommand: CheckedCommand {
         if record && limit != nil { throw ValidationError("--record measures the whole split: drop --limit") }
         if !(photoAspect > 0.2 && photoAspect < 5) { throw ValidationError("--photo-aspect must be in (0.2, 5)") }
         if record && photoAspect != 1 { throw ValidationError("--record measures square crops: drop --photo-aspect") }
+        if let jpegQuality, !(1...100).contains(jpegQuality) { throw ValidationError("--jpeg-quality must be in 1...100") }
+        if record && jpegQuality != nil { throw ValidationError("--record measures the pieces as they are: drop --jpeg-quality") }
         try threadOptions.check()
     }
 
@@ -44,8 +49,9 @@ struct EvaluateCommand: CheckedCommand {
         loaded.network.threadCount = threads
         let c = loaded.network.configuration
         let data = try dataset.load(directory: self.data.directory ?? "", split: split,
-                                    limit: limit, channels: c.channels, imageSize: c.imageSize, photoAspect: photoAspect)
-        let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed)
+                                    limit: limit, channels: c.channels, imageSize: c.imageSize, photoAspect: photoAspect,
+                                    photoGrid: c.grid)
+        let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed, jpegQuality: jpegQuality)
         let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
             dataset: data, grid: c.grid, limit: limit, seed: seed) : nil
         if record {

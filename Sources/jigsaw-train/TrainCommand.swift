@@ -175,6 +175,7 @@ struct TrainCommand: CheckedCommand {
             // training photos too (the test photos are never seen before the final evaluation).
             var sampler = try dataset.photoSampler(directory: directory, side: imageSize)
             sampler.maximumAspect = cropAspect
+            sampler.grid = grid
             let seed = self.seed
             if validationPhotos > 0 {
                 guard validationPhotos < sampler.photos.images.count else {
@@ -183,7 +184,7 @@ struct TrainCommand: CheckedCommand {
                 let (kept, held) = sampler.photos.holdingOut(validationPhotos)
                 sampler.photos = kept
                 let perPhoto = max(1, validationSize / validationPhotos)
-                validation = held.testCrops(side: imageSize, perPhoto: perPhoto)
+                validation = held.testCrops(side: imageSize, perPhoto: perPhoto, grid: grid)
                 log("validation: \(validationPhotos) held-out photos (\(held.sources.joined(separator: ", "))), \(perPhoto) crops each")
             } else {
                 validation = validationSize > 0 ? sampler.batch(count: validationSize, seed: ~seed) : nil
@@ -241,7 +242,7 @@ struct TrainCommand: CheckedCommand {
             try trainer.saveCheckpoint(to: checkpointPath)
         }
         let test = try dataset.load(directory: directory, split: .test, limit: evaluationLimit,
-                                    channels: channels, imageSize: imageSize)
+                                    channels: channels, imageSize: imageSize, photoGrid: grid)
         let evaluation = try JigsawEvaluator.evaluate(network: trainer.network, dataset: test, seed: seed)
         var metadata = config.metadata.merging(evaluation.metadata(dataset: dataset.rawValue, split: "test")) { _, new in new }
         metadata["train.command"] = recordedCommandLine()

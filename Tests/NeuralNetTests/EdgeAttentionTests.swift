@@ -59,6 +59,70 @@ struct EdgeAttentionTests {
         #expect(corner < centre, "corner \(corner), centre \(centre)")
     }
 
+    /// Gallagher's MGC in Double, written from the paper's definition: for `i` left of `j`, the
+    /// gradients across the seam scored by the Mahalanobis distance under each side's boundary
+    /// gradients (plus the nine dummy gradients and a 1e-6 ridge), summed over rows, both sides.
+    static func referenceMGC(_ pieces: [Double], n: Int, side: Int, _ i: Int, _ j: Int) -> Double {
+        func px(_ p: Int, _ c: Int, _ y: Int, _ x: Int) -> Double { pieces[((p * 3 + c) * side + y) * side + x] }
+        func model(_ gradients: [[Double]]) -> (mean: [Double], inverse: [[Double]]) {
+            var samples = gradients
+            for d in [0.0, 1.0 / 255, -1.0 / 255] { for c in 0..<3 { var g = [d, d, d]; g[c] = -d; samples.append(g) } }
+            let mean = (0..<3).map { c in samples.map { $0[c] }.reduce(0, +) / Double(samples.count) }
+            var cov = [[Double]](repeating: [0, 0, 0], count: 3)
+            let scale = 1 / Double(samples.count - 1)
+            for g in samples { for r in 0..<3 { for c in 0..<3 { cov[r][c] += (g[r] - mean[r]) * (g[c] - mean[c]) * scale } } }
+            for c in 0..<3 { cov[c][c] += 1e-6 }
+            // Inverse by the adjugate.
+            let m = cov
+            let t0: Double = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            let t1: Double = m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            let t2: Double = m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+            let det = t0 - t1 + t2
+            var inverse = [[Double]](repeating: [0, 0, 0], count: 3)
+            for r in 0..<3 {
+                for c in 0..<3 {
+                    let rows = (0..<3).filter { $0 != c }, cols = (0..<3).filter { $0 != r }
+                    let p: Double = m[rows[0]][cols[0]] * m[rows[1]][cols[1]]
+                    let q: Double = m[rows[0]][cols[1]] * m[rows[1]][cols[0]]
+                    let sign: Double = (r + c) % 2 == 0 ? 1 : -1
+                    inverse[r][c] = sign * (p - q) / det
+                }
+            }
+            return (mean, inverse)
+        }
+        func mahalanobis(_ g: [Double], _ m: (mean: [Double], inverse: [[Double]])) -> Double {
+            let d = (0..<3).map { g[$0] - m.mean[$0] }
+            var total = 0.0
+            for r in 0..<3 { for c in 0..<3 { total += d[r] * m.inverse[r][c] * d[c] } }
+            return max(0, total)
+        }
+        let left = model((0..<side).map { y in (0..<3).map { px(i, $0, y, side - 1) - px(i, $0, y, side - 2) } })
+        let right = model((0..<side).map { y in (0..<3).map { px(j, $0, y, 0) - px(j, $0, y, 1) } })
+        var total = 0.0
+        for y in 0..<side {
+            let across = (0..<3).map { px(j, $0, y, 0) - px(i, $0, y, side - 1) }
+            total += mahalanobis(across, left) + mahalanobis(across.map { -$0 }, right)
+        }
+        return total
+    }
+
+    @Test("MGC costs of RGB pieces match a Double implementation of Gallagher's definition")
+    func mgcAgainstReference() {
+        var generator = SeededGenerator(seed: 8)
+        let (n, side) = (5, 12)
+        let pieces = generator.uniform([n, 3, side, side], low: 0, high: 1)
+        let costs = EdgeCompatibility(pieces: pieces, measure: .mahalanobisGradient)
+        let values = pieces.doubles
+        var worst = 0.0
+        for i in 0..<n {
+            for j in 0..<n where j != i {
+                let expected = Self.referenceMGC(values, n: n, side: side, i, j)
+                worst = max(worst, abs(Double(costs.left[i * n + j]) - expected) / max(expected, 1))
+            }
+        }
+        #expect(worst < 1e-3, "largest relative difference \(worst)")
+    }
+
     @Test("edge keys are written only with edge blocks and read back")
     func metadata() throws {
         let plain = JigsawNetworkConfiguration(grid: 3, imageSize: 12, hiddenUnits: 4)

@@ -1,3 +1,4 @@
+import Dispatch
 import NeuralNet
 import Permutations
 import TensorKit
@@ -21,9 +22,15 @@ public enum JigsawInference {
         precondition(cells.count == n && (channels == 1 || channels == 3), "\(cells.count) cells for a \(n)-piece model")
         var pieces = Tensor(shape: [1, n, channels, p, p])
         let pieceSize = channels * p * p
-        for (index, cell) in cells.enumerated() {
-            let input = cell.fitted(width: p, height: p).tensor(channels: channels)
-            pieces.storage.replaceSubrange((index * pieceSize)..<((index + 1) * pieceSize), with: input.storage)
+        // Cells are resized in parallel, each into its own slice (the same result on any core count).
+        pieces.withUnsafeMutableBufferPointer { output in
+            nonisolated(unsafe) let output = output
+            DispatchQueue.concurrentPerform(iterations: n) { index in
+                let input = cells[index].fitted(width: p, height: p).tensor(channels: channels)
+                input.withUnsafeBufferPointer { source in
+                    for k in 0..<pieceSize { output[index * pieceSize + k] = source[k] }
+                }
+            }
         }
         return pieces
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import Jigsaw
 import NeuralNet
 import Permutations
@@ -66,9 +67,14 @@ enum PuzzleSolver {
         let displayChannels = cells.allSatisfy { $0.channels == 1 } ? 1 : 3
         var display = Tensor(shape: [1, n, displayChannels, displayHeight, displayWidth])
         let displayPieceSize = displayChannels * displayWidth * displayHeight
-        for (index, cell) in cells.enumerated() {
-            let shown = cell.fitted(width: displayWidth, height: displayHeight).tensor(channels: displayChannels)
-            display.storage.replaceSubrange((index * displayPieceSize)..<((index + 1) * displayPieceSize), with: shown.storage)
+        display.withUnsafeMutableBufferPointer { output in
+            nonisolated(unsafe) let output = output
+            DispatchQueue.concurrentPerform(iterations: n) { index in
+                let shown = cells[index].fitted(width: displayWidth, height: displayHeight).tensor(channels: displayChannels)
+                shown.withUnsafeBufferPointer { source in
+                    for k in 0..<displayPieceSize { output[index * displayPieceSize + k] = source[k] }
+                }
+            }
         }
         return PreparedPieces(network: JigsawInference.pieces(cells, configuration: configuration), display: display)
     }

@@ -20,19 +20,25 @@ public enum JigsawInference {
     public static func pieces(_ cells: [Image], configuration: JigsawNetworkConfiguration) -> Tensor {
         let (n, p, channels) = (configuration.pieceCount, configuration.pieceSize, configuration.channels)
         precondition(cells.count == n && (channels == 1 || channels == 3), "\(cells.count) cells for a \(n)-piece model")
-        var pieces = Tensor(shape: [1, n, channels, p, p])
-        let pieceSize = channels * p * p
-        // Cells are resized in parallel, each into its own slice (the same result on any core count).
-        pieces.withUnsafeMutableBufferPointer { output in
+        return resizedCells(cells, width: p, height: p, channels: channels)
+    }
+
+    /// `[1, n, C, height, width]` in `[0, 1]`: every cell resized on its own (``Image/fitted(width:height:)``)
+    /// and converted to `channels`, in parallel, each into its own slice (the same result on any
+    /// core count).
+    public static func resizedCells(_ cells: [Image], width: Int, height: Int, channels: Int) -> Tensor {
+        let n = cells.count, size = channels * width * height
+        var result = Tensor(shape: [1, n, channels, height, width])
+        result.withUnsafeMutableBufferPointer { output in
             nonisolated(unsafe) let output = output
             DispatchQueue.concurrentPerform(iterations: n) { index in
-                let input = cells[index].fitted(width: p, height: p).tensor(channels: channels)
-                input.withUnsafeBufferPointer { source in
-                    for k in 0..<pieceSize { output[index * pieceSize + k] = source[k] }
+                let cell = cells[index].fitted(width: width, height: height).tensor(channels: channels)
+                cell.withUnsafeBufferPointer { source in
+                    for k in 0..<size { output[index * size + k] = source[k] }
                 }
             }
         }
-        return pieces
+        return result
     }
 
     /// The scores `[B, n, n]` of pieces in `[0, 1]` `[B, n, C, p, p]`: normalised per channel with

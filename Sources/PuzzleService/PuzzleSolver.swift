@@ -1,4 +1,3 @@
-import Dispatch
 import Jigsaw
 import NeuralNet
 import Permutations
@@ -65,17 +64,8 @@ enum PuzzleSolver {
         let scale = longest > displaySize ? Double(displaySize) / Double(longest) : 1
         let displayWidth = max(1, Int(Double(width) * scale)), displayHeight = max(1, Int(Double(height) * scale))
         let displayChannels = cells.allSatisfy { $0.channels == 1 } ? 1 : 3
-        var display = Tensor(shape: [1, n, displayChannels, displayHeight, displayWidth])
-        let displayPieceSize = displayChannels * displayWidth * displayHeight
-        display.withUnsafeMutableBufferPointer { output in
-            nonisolated(unsafe) let output = output
-            DispatchQueue.concurrentPerform(iterations: n) { index in
-                let shown = cells[index].fitted(width: displayWidth, height: displayHeight).tensor(channels: displayChannels)
-                shown.withUnsafeBufferPointer { source in
-                    for k in 0..<displayPieceSize { output[index * displayPieceSize + k] = source[k] }
-                }
-            }
-        }
+        let display = JigsawInference.resizedCells(cells, width: displayWidth, height: displayHeight,
+                                                   channels: displayChannels)
         return PreparedPieces(network: JigsawInference.pieces(cells, configuration: configuration), display: display)
     }
 

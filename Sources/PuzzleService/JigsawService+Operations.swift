@@ -24,7 +24,7 @@ extension JigsawService {
             throw ServiceError.unprocessableInput("every number must be finite in float32 (magnitude below 3.4e38)")
         }
         let (model, sorting) = try registry.sortingModel(named: body.model ?? request.queryParameters["model"], length: numbers.count)
-        guard let pool = model.sortingPool else { throw ServiceError.wrongModelKind(name: model.name, expected: "sorting") }
+        guard let batcher = model.sortingBatcher else { throw ServiceError.wrongModelKind(name: model.name, expected: "sorting") }
         let n = sorting.count
         guard numbers.count <= n else {
             throw ServiceError.unprocessableInput("model '\(model.name)' sorts \(n) numbers; got \(numbers.count)")
@@ -42,7 +42,7 @@ extension JigsawService {
                 throw ServiceError.unprocessableInput("the list cannot be padded to \(n) numbers within float32")
             }
         }
-        let scores = pool.withNetwork { $0.forward(Tensor(shape: [1, n], storage: values)) }.reshaped([n, n])
+        let scores = workGate.setAside { batcher.run(Tensor(shape: [1, n], storage: values)).output }.reshaped([n, n])
         let slots: [Int]
         do {
             slots = try LinearAssignment.matchings(scores: scores).first ?? []
@@ -65,6 +65,9 @@ extension JigsawService {
     }
 
     // MARK: - Models, health, metrics
+
+    /// Upper bounds of the batch-size histogram's buckets.
+    static let batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
     /// `GET /v1/models`.
     func listModels(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -119,6 +122,23 @@ extension JigsawService {
         let sortingModels = registry.models.filter { $0.sortingConfiguration != nil }.map(\.name)
         family("jigsaw_lists_sorted_total", "counter", "Lists sorted, by model.",
                sortingModels.map { ("{model=\"\(escape($0))\"}", counters.listsSorted[$0] ?? 0) })
+        let batched = registry.models.compactMap { model in
+            (model.jigsawBatcher?.currentStatistics ?? model.sortingBatcher?.currentStatistics).map { (model.name, $0) }
+        }
+        family("jigsaw_forward_passes_total", "counter", "Forward passes run, by model (each serves a batch of requests).",
+               batched.map { ("{model=\"\(escape($0.0))\"}", $0.1.batches) })
+        lines.append("# HELP jigsaw_batch_size Requests per forward pass, by model (dynamic batching).")
+        lines.append("# TYPE jigsaw_batch_size histogram")
+        for (name, statistics) in batched {
+            var cumulative = 0
+            for bound in Self.batchSizeBuckets where bound <= statistics.sizes.count {
+                cumulative = statistics.sizes.prefix(bound).reduce(0, +)
+                lines.append("jigsaw_batch_size_bucket{model=\"\(escape(name))\",le=\"\(bound)\"} \(cumulative)")
+            }
+            lines.append("jigsaw_batch_size_bucket{model=\"\(escape(name))\",le=\"+Inf\"} \(statistics.batches)")
+            lines.append("jigsaw_batch_size_sum{model=\"\(escape(name))\"} \(statistics.requests)")
+            lines.append("jigsaw_batch_size_count{model=\"\(escape(name))\"} \(statistics.batches)")
+        }
         family("jigsaw_soft_reconstructions_total", "counter", "Soft reconstructions computed.", [("", counters.softReconstructions)])
         family("jigsaw_samples_served_total", "counter", "Sample puzzles made.", [("", counters.samplesServed)])
         family("jigsaw_scrambles_total", "counter", "Uploads scrambled.", [("", counters.scrambles)])

@@ -117,7 +117,8 @@ extension JigsawService {
             try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
         }
         let tau = temperature ?? configuration.confidenceTemperature
-        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations, timing: timing)
+        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations, timing: timing,
+                                              gate: workGate)
         let stored = StoredPuzzle(id: makeIdentifier(), model: model.name, grid: network.grid, pieces: prepared.display,
                                   scores: solution.scores, permutation: solution.permutation,
                                   confidence: solution.confidence, truth: truth, origin: origin)

@@ -27,7 +27,7 @@ public final class JigsawService: Sendable {
     public let publicDirectory: String?
 
     let counters = Locked(ServiceCounters())
-    private let workGate: DispatchSemaphore
+    let workGate: WorkGate
     private let generator: Locked<SeededGenerator>
     private let server = Locked<WeakServer>(WeakServer())
 
@@ -50,7 +50,7 @@ public final class JigsawService: Sendable {
         store = PuzzleStore(capacity: configuration.storeCapacity, byteBudget: configuration.storeByteBudget,
                             timeToLive: configuration.storeTimeToLive, clock: clock)
         generator = Locked(SeededGenerator(seed: configuration.seed))
-        workGate = DispatchSemaphore(value: configuration.concurrentWork)
+        workGate = WorkGate(slots: configuration.concurrentWork)
     }
 
     /// Makes BLAS single-threaded: the server parallelises over requests, and OpenBLAS threads
@@ -114,9 +114,7 @@ public final class JigsawService: Sendable {
 
     /// Runs an image- or network-heavy handler once fewer than `concurrentWork` others are running.
     private func gated(_ body: (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) throws -> HTTPResponse {
-        workGate.wait()
-        defer { workGate.signal() }
-        return try body(request)
+        try workGate.run { try body(request) }
     }
 
     /// A fresh puzzle id: 16 hexadecimal digits from the service's seeded generator.
@@ -157,6 +155,32 @@ struct ServiceCounters {
     var softReconstructions = 0
     var samplesServed = 0
     var scrambles = 0
+}
+
+/// A counting gate on the heavy work of requests (decoding, resizing, encoding images): at most
+/// `slots` requests hold it at once, the others wait.
+final class WorkGate: Sendable {
+    private let semaphore: DispatchSemaphore
+
+    init(slots: Int) {
+        semaphore = DispatchSemaphore(value: slots)
+    }
+
+    /// Runs `body` holding a slot.
+    func run<Result>(_ body: () throws -> Result) rethrows -> Result {
+        semaphore.wait()
+        defer { semaphore.signal() }
+        return try body()
+    }
+
+    /// Gives the caller's slot to another request while `body` runs (a wait that costs no CPU
+    /// of its own, such as a forward pass queued in a batcher), and takes one back after.
+    /// Only for a caller inside ``run(_:)``.
+    func setAside<Result>(_ body: () throws -> Result) rethrows -> Result {
+        semaphore.signal()
+        defer { semaphore.wait() }
+        return try body()
+    }
 }
 
 /// A weak reference to the server, so the service does not keep a stopped server alive.

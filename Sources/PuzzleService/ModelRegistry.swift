@@ -48,8 +48,10 @@ public struct ModelRegistry: Sendable {
     ///   - files: more weights files.
     ///   - defaultModel: see ``init(models:defaultModel:)``.
     ///   - instances: network instances per model.
+    ///   - batching: how each model gathers concurrent requests into forward passes.
     /// - Throws: the first ``ModelLoadError`` met, in file-name order.
-    public init(directory: String?, files: [String] = [], defaultModel: String? = nil, instances: Int = 2) throws(ModelLoadError) {
+    public init(directory: String?, files: [String] = [], defaultModel: String? = nil, instances: Int = 2,
+                batching: BatchPolicy = BatchPolicy()) throws(ModelLoadError) {
         var paths: [String] = []
         if let directory {
             let names: [String]
@@ -63,7 +65,7 @@ public struct ModelRegistry: Sendable {
         paths += files
         var models: [ServiceModel] = []
         for path in paths {
-            models.append(try ServiceModel(contentsOfFile: path, instances: instances))
+            models.append(try ServiceModel(contentsOfFile: path, instances: instances, batching: batching))
         }
         try self.init(models: models, defaultModel: defaultModel)
     }

@@ -72,15 +72,22 @@ enum PuzzleSolver {
     /// Scores prepared pieces with a network of the model's pool, matches them and reads each
     /// piece's confidence from `S(X/τ)`.
     /// - Throws: `numerical_failure` when the scores are not finite, Sinkhorn errors for a bad τ.
+    ///
+    /// The forward pass goes through the model's dynamic batcher: the request may share it with
+    /// others that are waiting (`queue` and `network` phases of `timing`; `gate` is set aside
+    /// meanwhile, since the batcher bounds the forward passes by itself).
     static func solve(_ pieces: PreparedPieces, model: ServiceModel, temperature: Float,
-                      iterations: Int, timing: ServerTiming = ServerTiming()) throws(ServiceError) -> Solution {
-        guard let pool = model.jigsawPool, let configuration = model.jigsawConfiguration else {
+                      iterations: Int, timing: ServerTiming = ServerTiming(), gate: WorkGate? = nil) throws(ServiceError) -> Solution {
+        guard let batcher = model.jigsawBatcher, let configuration = model.jigsawConfiguration else {
             throw .wrongModelKind(name: model.name, expected: "jigsaw")
         }
         let n = configuration.pieceCount
         precondition(pieces.network.shape == [1, n, configuration.channels, configuration.pieceSize, configuration.pieceSize],
                      "prepared pieces \(pieces.network.shape) do not fit model \(model.name)")
-        let scores = timing.measure("network") { pool.withNetwork { JigsawInference.scores($0, pieces: pieces.network) }.reshaped([n, n]) }
+        let (output, ticket) = gate.map { gate in gate.setAside { batcher.run(pieces.network) } } ?? batcher.run(pieces.network)
+        timing.record("queue", ticket.queued)
+        timing.record("network", ticket.computed)
+        let scores = output.reshaped([n, n])
         do {
             guard let permutation = try timing.measure("match", { try JigsawInference.match(scores).first }) else {
                 throw ServiceError.numericalFailure("no matching")

@@ -62,8 +62,14 @@ public final class ServiceModel: Sendable {
     /// The number of trainable parameters.
     public let parameterCount: Int
 
-    let jigsawPool: NetworkPool<JigsawNetwork>?
-    let sortingPool: NetworkPool<SortingNetwork>?
+    /// The jigsaw networks behind dynamic batching (nil for a sorting model).
+    let jigsawBatcher: DynamicBatcher<JigsawNetwork>?
+    /// The sorting networks behind dynamic batching (nil for a jigsaw model).
+    let sortingBatcher: DynamicBatcher<SortingNetwork>?
+    /// How requests are batched.
+    public var batchPolicy: BatchPolicy { jigsawBatcher?.policy ?? sortingBatcher?.policy ?? BatchPolicy() }
+    /// Forward passes run so far and their batch sizes.
+    public var batchStatistics: BatcherStatistics? { jigsawBatcher?.currentStatistics ?? sortingBatcher?.currentStatistics }
 
     /// Builds a model from metadata and tensors, as read from a weights file.
     ///
@@ -75,21 +81,22 @@ public final class ServiceModel: Sendable {
     ///   - tensors: every float tensor by name (PyTorch's `num_batches_tracked` counters may be present).
     ///   - source: where it came from, for `/v1/models`.
     ///   - instances: how many network instances to build (concurrent forward passes).
+    ///   - batching: how concurrent requests are gathered into forward passes.
     /// - Throws: ``ModelLoadError/invalidModel(name:reason:)``.
     public convenience init(name: String, metadata: [String: String], tensors: [String: Tensor], source: String = "memory",
-                            instances: Int = 2) throws(ModelLoadError) {
+                            instances: Int = 2, batching: BatchPolicy = BatchPolicy()) throws(ModelLoadError) {
         let file: ModelFile
         do {
             file = try ModelFile(metadata: metadata, tensors: tensors, source: source)
         } catch {
             throw .invalidModel(name: name, reason: Self.reason(error))
         }
-        try self.init(name: name, file: file, instances: instances)
+        try self.init(name: name, file: file, instances: instances, batching: batching)
     }
 
     /// Pools `instances` networks built from a read model file.
     /// - Throws: ``ModelLoadError/invalidModel(name:reason:)``.
-    public init(name: String, file: ModelFile, instances: Int = 2) throws(ModelLoadError) {
+    public init(name: String, file: ModelFile, instances: Int = 2, batching: BatchPolicy = BatchPolicy()) throws(ModelLoadError) {
         precondition(instances >= 1, "a model needs at least one network instance")
         self.name = name
         source = file.source
@@ -107,15 +114,17 @@ public final class ServiceModel: Sendable {
                 }
                 kind = .jigsaw(networks[0].configuration)
                 parameterCount = networks[0].parameterCount
-                jigsawPool = NetworkPool(networks)
-                sortingPool = nil
+                jigsawBatcher = DynamicBatcher(networks, policy: batching) { network, pieces in
+                    JigsawInference.scores(network, pieces: pieces)
+                }
+                sortingBatcher = nil
             case .sorting:
                 var networks: [SortingNetwork] = []
                 for _ in 0..<instances { networks.append(try file.makeSortingNetwork()) }
                 kind = .sorting(networks[0].configuration)
                 parameterCount = networks[0].parameterCount
-                jigsawPool = nil
-                sortingPool = NetworkPool(networks)
+                jigsawBatcher = nil
+                sortingBatcher = DynamicBatcher(networks, policy: batching) { network, numbers in network.forward(numbers) }
             }
         } catch {
             throw .invalidModel(name: name, reason: Self.reason(error))
@@ -130,8 +139,10 @@ public final class ServiceModel: Sendable {
     ///   - path: the file.
     ///   - name: the model name; by default the file name without its extension.
     ///   - instances: network instances to build.
+    ///   - batching: how concurrent requests are gathered into forward passes.
     /// - Throws: ``ModelLoadError/invalidFile(path:reason:)`` or ``ModelLoadError/invalidModel(name:reason:)``.
-    public convenience init(contentsOfFile path: String, name: String? = nil, instances: Int = 2) throws(ModelLoadError) {
+    public convenience init(contentsOfFile path: String, name: String? = nil, instances: Int = 2,
+                            batching: BatchPolicy = BatchPolicy()) throws(ModelLoadError) {
         let modelName = name ?? ServiceModel.name(forFile: path)
         let file: ModelFile
         do {
@@ -141,7 +152,7 @@ public final class ServiceModel: Sendable {
         } catch {
             throw .invalidModel(name: modelName, reason: Self.reason(error))
         }
-        try self.init(name: modelName, file: file, instances: instances)
+        try self.init(name: modelName, file: file, instances: instances, batching: batching)
     }
 
     /// The reason of a loading error without the path the model's name already stands for.

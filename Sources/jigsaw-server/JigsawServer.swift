@@ -42,8 +42,14 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Network instances per model (concurrent forward passes).")
     var networkInstances = 2
 
-    @Option(help: "Most requests decoding images or running networks at once (the rest wait).")
+    @Option(help: "Most requests decoding, resizing or encoding images at once (the rest wait).")
     var concurrentWork = 4
+
+    @Option(help: "Most requests gathered into one forward pass of a model (dynamic batching; 1 turns it off).")
+    var maxBatch = 32
+
+    @Option(help: "Milliseconds a forward pass that already holds two or more requests waits for more (a lone request never waits).")
+    var batchWait = 0.0
 
     @Option(help: "Largest request body in bytes (413 beyond).")
     var maxBodyBytes = 10 * 1024 * 1024
@@ -104,6 +110,8 @@ struct JigsawServer: ParsableCommand {
         }
         guard (1...64).contains(networkInstances) else { throw ValidationError("--network-instances must be in 1...64") }
         guard (1...256).contains(concurrentWork) else { throw ValidationError("--concurrent-work must be in 1...256") }
+        guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024") }
+        guard batchWait.isFinite, (0...1000).contains(batchWait) else { throw ValidationError("--batch-wait must be in 0...1000 milliseconds") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard maxImageSamples >= 1 else { throw ValidationError("--max-image-samples must be positive") }
         guard (20...1_000_000).contains(maxIterations) else { throw ValidationError("--max-iterations must be in 20...1000000") }
@@ -127,7 +135,8 @@ struct JigsawServer: ParsableCommand {
         let registry: ModelRegistry
         do {
             registry = try ModelRegistry(directory: models, files: modelFiles, defaultModel: defaultModel,
-                                         instances: networkInstances)
+                                         instances: networkInstances,
+                                         batching: BatchPolicy(maximumSize: maxBatch, maximumWait: .microseconds(Int64(batchWait * 1000))))
         } catch {
             FileHandle.standardError.write(Data("jigsaw-server: \(error)\n".utf8))
             throw ExitCode.failure

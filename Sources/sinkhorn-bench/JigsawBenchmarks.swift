@@ -88,19 +88,23 @@ let jigsawBenchmarks: [Benchmark] = [
             }
             emit(["op": "jigsaw_infer", "grid": 4, "batch": 1, "network": name, "threads": 1, "ms": ms])
         }
-        // The shipped models as the service runs them: loaded by ModelFile, one puzzle in [0, 1]
-        // through JigsawInference (normalisation, scores, matching). Run from the package root.
-        for name in ["mnist-3x3", "mnist-6x6"] {
+        // The shipped models as the service runs them: loaded by ModelFile, puzzles in [0, 1]
+        // through JigsawInference (normalisation, scores, matching), one thread. Batches of B
+        // puzzles are what the service's dynamic batching runs under load; `ms_per_puzzle` is the
+        // figure to compare across B. Run from the package root.
+        for name in ["mnist-3x3", "mnist-6x6", "photo-3x3"] {
             guard let file = try? ModelFile(contentsOfFile: "Models/\(name).safetensors"),
                   let network = try? file.makeJigsawNetwork() else { continue }
             network.threadCount = 1
-            var generator = SeededGenerator(seed: 2)
-            let pieces = generator.uniform(network.inputShape(batch: 1))
-            let ms = medianMilliseconds(budget: 1) {
-                _ = try? JigsawInference.match(JigsawInference.scores(network, pieces: pieces))
+            for batch in [1, 4, 16, 32] {
+                var generator = SeededGenerator(seed: 2)
+                let pieces = generator.uniform(network.inputShape(batch: batch))
+                let ms = medianMilliseconds(budget: 1) {
+                    _ = try? JigsawInference.match(JigsawInference.scores(network, pieces: pieces))
+                }
+                emit(["op": "jigsaw_infer", "grid": network.configuration.grid, "batch": batch, "network": name,
+                      "threads": 1, "ms": ms, "ms_per_puzzle": ms / Double(batch)])
             }
-            emit(["op": "jigsaw_infer", "grid": network.configuration.grid, "batch": 1, "network": name,
-                  "threads": 1, "ms": ms])
         }
     },
 ]

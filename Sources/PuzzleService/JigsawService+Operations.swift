@@ -30,7 +30,7 @@ extension JigsawService {
             throw ServiceError.unprocessableInput("model '\(model.name)' sorts \(n) numbers; got \(numbers.count)")
         }
         let temperature = try request.temperature(body.tau, default: nil)
-        let iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
+        let iterations = try request.iterations(body.iterations?.value, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)
         var values = numbers.map(Float.init)
         let padding = n - numbers.count

@@ -36,7 +36,7 @@ extension JigsawService {
         case .json:
             let body = try RequestContent.decode(SolveRequestBody.self, from: request.body)
             temperature = try request.temperature(body.tau, default: nil)
-            iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
+            iterations = try request.iterations(body.iterations?.value, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)
             let name = body.model ?? request.queryParameters["model"]
             switch (body.pieces, body.image) {
@@ -253,11 +253,16 @@ extension JigsawService {
         let (model, network) = try registry.jigsawModel(named: request.queryParameters["model"])
         let (name, dataset) = try samples.dataset(named: request.queryParameters["dataset"], for: model)
         guard let index = Int(text), (0..<dataset.count).contains(index) else {
-            throw ServiceError.sampleNotFound("no sample '\(text)' in \(name); samples are 0...\(dataset.count - 1)")
+            throw ServiceError.sampleNotFound("no sample '\(ServiceError.excerpt(text))' in \(name); samples are 0...\(dataset.count - 1)")
         }
         let seed = try request.seed() ?? UInt64(index)
         let temperature = try request.temperature(default: nil)
         let iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+        // Every GET makes and stores a new puzzle; HEAD says what a GET would answer without
+        // doing that work (RFC 9110 §9.3.2 lets it leave out the content's length).
+        if request.method == .head {
+            return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json", "Cache-Control": "no-store"], body: [])
+        }
         let image = dataset.image(at: index)
         let cells = try PuzzleSolver.cells(of: image, grid: network.grid)
         var generator = SeededGenerator(seed: seed)

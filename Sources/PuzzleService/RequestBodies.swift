@@ -9,7 +9,7 @@ struct SolveRequestBody: Decodable {
     var image: String?
     var model: String?
     var tau: Double?
-    var iterations: Int?
+    var iterations: WholeNumber?
 }
 
 /// One piece of a piece list: a base64 PNG, or numbers in [0, 1] as `[H][W]` (gray) or
@@ -39,7 +39,7 @@ struct SortRequestBody: Decodable {
     var numbers: [Double]
     var model: String?
     var tau: Double?
-    var iterations: Int?
+    var iterations: WholeNumber?
 }
 
 /// Reading request content: media types, JSON, base64 images and number arrays.
@@ -94,8 +94,11 @@ enum RequestContent {
         return kind
     }
 
-    /// Decodes a JSON body, with a short message naming the field at fault.
+    /// Decodes a JSON body, with a short message naming the field at fault. The body is first
+    /// checked by ``JSONCheck`` (syntax with its byte offset, duplicate member names, numbers
+    /// beyond float64).
     static func decode<Body: Decodable>(_ type: Body.Type, from bytes: [UInt8]) throws(ServiceError) -> Body {
+        try JSONCheck.check(bytes)
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch let error as DecodingError {

@@ -44,7 +44,7 @@ public struct SampleSet: Sendable {
     func dataset(named name: String?, for model: ServiceModel) throws(ServiceError) -> (name: String, dataset: ImageDataset) {
         if let name {
             guard let dataset = datasets[name] else {
-                throw .sampleNotFound("no sample dataset '\(name)'; available: \(datasets.keys.sorted().joined(separator: ", "))")
+                throw .sampleNotFound("no sample dataset '\(ServiceError.excerpt(name))'; available: \(datasets.keys.sorted().joined(separator: ", "))")
             }
             return (name, dataset)
         }

@@ -77,24 +77,35 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
 
     public var description: String {
         switch self {
-        case .invalidParameter(let name, let value, let reason): "invalid \(name) '\(value)': \(reason)"
+        case .invalidParameter(let name, let value, let reason): "invalid \(Self.excerpt(name)) '\(Self.excerpt(value))': \(reason)"
         case .invalidJSON(let message): "invalid JSON body: \(message)"
         case .emptyBody: "the request has no content"
         case .invalidImage(let message): message
         case .imageTooLarge(let width, let height, let channels, let limit):
             "image of \(width)×\(height)×\(channels) samples exceeds the limit of \(limit) samples"
         case .unsupportedMediaType(let found, let accepted):
-            "content type '\(found)' is not supported; send one of \(accepted.joined(separator: ", "))"
+            "content type '\(Self.excerpt(found))' is not supported; send one of \(accepted.joined(separator: ", "))"
         case .unsupportedImageFormat(let message): message
         case .unprocessableInput(let message): message
         case .numericalFailure(let message): message
         case .modelNotFound(let name, let available):
-            "no model named '\(name)'; loaded: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
+            "no model named '\(Self.excerpt(name))'; loaded: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
         case .wrongModelKind(let name, let expected): "model '\(name)' is not a \(expected) model"
         case .noModel(let kind): "no \(kind) model is loaded"
-        case .puzzleNotFound(let id): "no puzzle with id '\(id)' (unknown, expired or evicted)"
+        case .puzzleNotFound(let id): "no puzzle with id '\(Self.excerpt(id))' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         }
+    }
+
+    /// The most characters of a client's own text (a name, an id, a parameter value) that an
+    /// error message repeats.
+    public static let excerptLength = 64
+
+    /// `text`, or its first ``excerptLength`` characters and how long it was: an error answer
+    /// never grows with the client's input.
+    static func excerpt(_ text: String) -> String {
+        guard text.count > excerptLength else { return text }
+        return "\(text.prefix(excerptLength))… (\(text.utf8.count) bytes)"
     }
 
     /// Translates an error from the libraries into the service's terms.

@@ -146,6 +146,10 @@ extension JigsawService {
         family("jigsaw_puzzle_store_bytes", "gauge", "Bytes held by the store.", [("", store.bytes)])
         family("jigsaw_puzzle_store_evictions_total", "counter", "Puzzles evicted by the store bounds.", [("", store.evictions)])
         family("jigsaw_puzzle_store_expirations_total", "counter", "Puzzles dropped after their time to live.", [("", store.expirations)])
+        let occupancy = workGate.occupancy
+        family("jigsaw_work_in_progress", "gauge", "Requests holding a heavy-work slot.", [("", occupancy.working)])
+        family("jigsaw_work_waiting", "gauge", "Requests waiting for a heavy-work slot.", [("", occupancy.waiting)])
+        family("jigsaw_work_shed_total", "counter", "Requests shed with 503 by the heavy-work queue.", [("", workGate.shedCount)])
         family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
         text += lines.joined(separator: "\n") + "\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))

@@ -31,18 +31,23 @@ public struct ServiceConfiguration: Sendable {
     /// Most requests decoding, scoring or encoding images at once; the others wait. Bounds the
     /// memory of concurrent large uploads (each may decode up to `maximumImageSamples`).
     public var concurrentWork: Int
+    /// Most requests waiting for one of the `concurrentWork` slots; more are shed with 503.
+    public var workQueueLength: Int
+    /// The longest a request waits for a slot before it is shed with 503.
+    public var workQueueTimeout: Duration
 
     public init(maximumImageSamples: Int = 16 << 20, maximumPieceListSamples: Int = 16 << 20,
                 maximumIterations: Int = 1000, defaultIterations: Int = 20, confidenceTemperature: Float = 1,
                 maximumScrambleGrid: Int = 16, displaySize: Int = 512, storeCapacity: Int = 1024,
                 storeByteBudget: Int = 256 << 20, storeTimeToLive: Duration = .seconds(3600), seed: UInt64 = 0,
-                concurrentWork: Int = 4) {
+                concurrentWork: Int = 4, workQueueLength: Int = 256, workQueueTimeout: Duration = .seconds(30)) {
         precondition(maximumImageSamples > 0 && maximumPieceListSamples > 0, "sample limits must be positive")
         precondition(maximumIterations >= 1 && (1...maximumIterations).contains(defaultIterations), "iteration bounds")
         precondition(confidenceTemperature.isFinite && confidenceTemperature > 0, "confidence temperature must be positive")
         precondition(maximumScrambleGrid >= 1 && displaySize >= 1, "scramble grid and display size must be positive")
         precondition(storeCapacity >= 1 && storeByteBudget >= 1, "store bounds must be positive")
         precondition(concurrentWork >= 1, "at least one request must be able to work")
+        precondition(workQueueLength >= 0 && workQueueTimeout > .zero, "work queue bounds")
         self.maximumImageSamples = maximumImageSamples
         self.maximumPieceListSamples = maximumPieceListSamples
         self.maximumIterations = maximumIterations
@@ -55,5 +60,7 @@ public struct ServiceConfiguration: Sendable {
         self.storeTimeToLive = storeTimeToLive
         self.seed = seed
         self.concurrentWork = concurrentWork
+        self.workQueueLength = workQueueLength
+        self.workQueueTimeout = workQueueTimeout
     }
 }

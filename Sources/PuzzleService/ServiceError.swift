@@ -39,6 +39,8 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case wrongModelKind(name: String, expected: String)
     /// No model of the needed kind is loaded. → 503 `no_model`
     case noModel(kind: String)
+    /// The heavy-work queue is full, or a request waited in it longer than its deadline.
+    case overloaded(reason: String, retryAfter: Int)
     /// No stored puzzle has that id (never stored, expired or evicted). → 404 `puzzle_not_found`
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
@@ -51,7 +53,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel: .serviceUnavailable
+        case .noModel, .overloaded: .serviceUnavailable
         }
     }
 
@@ -70,6 +72,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .modelNotFound: "model_not_found"
         case .wrongModelKind: "wrong_model_kind"
         case .noModel: "no_model"
+        case .overloaded: "overloaded"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
         }
@@ -92,6 +95,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
             "no model named '\(Self.excerpt(name))'; loaded: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
         case .wrongModelKind(let name, let expected): "model '\(name)' is not a \(expected) model"
         case .noModel(let kind): "no \(kind) model is loaded"
+        case .overloaded(let reason, let retryAfter): "\(reason); retry in \(retryAfter) s"
         case .puzzleNotFound(let id): "no puzzle with id '\(Self.excerpt(id))' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         }
@@ -184,7 +188,9 @@ extension ServiceError {
         let code: String, message: String
         switch failure {
         case .handlerError(let error as ServiceError):
-            (code, message) = (error.code, error.description)
+            var response = errorResponse(code: error.code, message: error.description, status: error.status)
+            if case .overloaded(_, let retryAfter) = error { response.headers.set(name: "Retry-After", value: String(retryAfter)) }
+            return response
         case .handlerError:
             (code, message) = ("internal_error", failure.message)
         case .notFound:

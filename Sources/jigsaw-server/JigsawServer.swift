@@ -45,6 +45,12 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Most requests decoding, resizing or encoding images at once (the rest wait).")
     var concurrentWork = 4
 
+    @Option(help: "Most requests waiting for heavy work (503 with Retry-After beyond).")
+    var workQueue = 256
+
+    @Option(help: "Seconds a request waits for heavy work before it is shed with 503.")
+    var workTimeout = 30.0
+
     @Option(help: "Most requests gathered into one forward pass of a model (dynamic batching; 1 turns it off).")
     var maxBatch = 32
 
@@ -110,6 +116,8 @@ struct JigsawServer: ParsableCommand {
         }
         guard (1...64).contains(networkInstances) else { throw ValidationError("--network-instances must be in 1...64") }
         guard (1...256).contains(concurrentWork) else { throw ValidationError("--concurrent-work must be in 1...256") }
+        guard (0...100_000).contains(workQueue) else { throw ValidationError("--work-queue must be in 0...100000") }
+        guard workTimeout.isFinite, workTimeout > 0, workTimeout <= 3600 else { throw ValidationError("--work-timeout must be in (0, 3600] seconds") }
         guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024") }
         guard batchWait.isFinite, (0...1000).contains(batchWait) else { throw ValidationError("--batch-wait must be in 0...1000 milliseconds") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
@@ -156,7 +164,8 @@ struct JigsawServer: ParsableCommand {
                 maximumImageSamples: maxImageSamples, maximumPieceListSamples: maxImageSamples,
                 maximumIterations: maxIterations, storeCapacity: storeCapacity, storeByteBudget: storeMegabytes << 20,
                 storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6),
-                concurrentWork: concurrentWork),
+                concurrentWork: concurrentWork, workQueueLength: workQueue,
+                workQueueTimeout: seconds(workTimeout)),
             publicDirectory: publicDirectory)
         let server = service.makeServer(configuration: HTTPServerConfiguration(
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),

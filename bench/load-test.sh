@@ -6,7 +6,7 @@
 #   SECONDS      length of each wrk run (default 30)
 #   RSS_SECONDS  length of the long run of jigsaw-server that samples its RSS (default 0: skipped)
 # Needs: a release build (swift build -c release --product jigsaw-server), wrk, and
-# a Python virtual environment with torch, fastapi, uvicorn, python-multipart, pillow, safetensors,
+# a Python virtual environment with torch, fastapi, uvicorn, pillow,
 # scipy: $VENV (default ../venv-torch, beside the package) or its interpreter $PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ echo "== jigsaw-server (port $PORT), load average: $(cut -d' ' -f1-3 /proc/loada
 curl -s -o /dev/null -w 'warm-up: %{http_code}\n' -X POST --data-binary @"$PUZZLE" -H 'Content-Type: image/png' "http://127.0.0.1:$PORT/v1/solve"
 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s bench/solve.lua "http://127.0.0.1:$PORT/v1/solve"
 
-"$PYTHON" bench/fastapi_server.py --weights "$MODEL" --port 8081 --workers 2 >/dev/null 2>&1 &
+"$PYTHON" bench/fastapi_server.py --weights "$MODEL" --port 8081 --workers 2 --threads 1 >/dev/null 2>&1 &
 THEIRS=$!
 for _ in $(seq 300); do curl -s -o /dev/null -X POST --data-binary @"$PUZZLE" http://127.0.0.1:8081/v1/solve && break; sleep 0.2; done
 echo "== FastAPI + PyTorch (2 uvicorn workers, 1 torch thread each), load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -18,6 +18,7 @@ extension JigsawService {
         let timing = ServerTiming()
         // Every parameter is checked before the network runs and a puzzle is stored.
         let wantsPNG = try request.wantsPNG()
+        let format = try request.reconstructionFormat()
         let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid)
         switch try RequestContent.kind(of: request, accepting: [.image, .json]) {
         case .image:
@@ -74,7 +75,7 @@ extension JigsawService {
             return ResponseEncoding.png(png, headers: headers)
         }
         var response = try timing.measure("encode") { () throws -> HTTPResponse in
-            var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft)
+            var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft, format: format)
             body.gridDetection = choice.detection.map(GridDetectionBody.init)
             body.warnings = choice.warnings.isEmpty ? nil : choice.warnings
             return try ResponseEncoding.json(body)
@@ -130,14 +131,16 @@ extension JigsawService {
 
     /// The JSON description of a stored puzzle.
     func puzzleBody(_ puzzle: StoredPuzzle, includeImages: Bool, soft: SoftMatrixBody? = nil,
-                    scrambled: Bool = false, sample: SampleBody? = nil, scores: Bool = false) throws(ServiceError) -> PuzzleBody {
+                    scrambled: Bool = false, sample: SampleBody? = nil, scores: Bool = false,
+                    format: ReconstructionFormat = .automatic) throws(ServiceError) -> PuzzleBody {
         let reconstruction = includeImages
-            ? ResponseEncoding.base64(try PuzzleSolver.png(Puzzle.assemble(puzzle.pieces, permutations: [puzzle.permutation])))
+            ? try PuzzleSolver.reconstruction(Puzzle.assemble(puzzle.pieces, permutations: [puzzle.permutation]), format: format)
             : nil
         let scrambledImage = scrambled ? ResponseEncoding.base64(try PuzzleSolver.png(Puzzle.join(puzzle.pieces))) : nil
         let correct = puzzle.truth.map { truth in zip(truth, puzzle.permutation).filter { $0 == $1 }.count }
         return PuzzleBody(id: puzzle.id, model: puzzle.model, grid: puzzle.grid, permutation: puzzle.permutation,
-                          confidence: puzzle.confidence, reconstruction: reconstruction, scrambled: scrambledImage,
+                          confidence: puzzle.confidence, reconstruction: reconstruction.map { ResponseEncoding.base64($0.bytes) },
+                          reconstructionType: reconstruction?.mediaType, scrambled: scrambledImage,
                           scores: scores ? ResponseEncoding.rows(puzzle.scores) : nil, soft: soft,
                           truth: puzzle.truth, correctPieces: correct, sample: sample, origin: puzzle.origin,
                           created: ResponseEncoding.timestamp(puzzle.created), links: PuzzleLinks(id: puzzle.id))
@@ -205,6 +208,7 @@ extension JigsawService {
         let grid = try request.integer("grid", in: 1...configuration.maximumScrambleGrid) ?? 3
         let seed = try request.seed() ?? makeSeed()
         let wantsPNG = try request.wantsPNG()
+        let format = try request.reconstructionFormat()
         let image = try RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples)
         let cells = try PuzzleSolver.cells(of: image, grid: grid)
         var generator = SeededGenerator(seed: seed)
@@ -258,6 +262,7 @@ extension JigsawService {
         let seed = try request.seed() ?? UInt64(index)
         let temperature = try request.temperature(default: nil)
         let iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
+        let format = try request.reconstructionFormat()
         // Every GET makes and stores a new puzzle; HEAD says what a GET would answer without
         // doing that work (RFC 9110 §9.3.2 lets it leave out the content's length).
         if request.method == .head {
@@ -272,6 +277,6 @@ extension JigsawService {
         counters.update { $0.samplesServed += 1 }
         let sample = SampleBody(dataset: name, index: index, label: dataset.labels?[index], seed: seed)
         return try ResponseEncoding.json(try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft,
-                                                        scrambled: true, sample: sample))
+                                                        scrambled: true, sample: sample, format: format))
     }
 }

@@ -12,6 +12,14 @@ struct PreparedPieces {
     var display: Tensor
 }
 
+/// How a JSON answer encodes its reconstruction.
+enum ReconstructionFormat: Equatable {
+    /// PNG for gray images, JPEG for colour ones.
+    case automatic
+    case png
+    case jpeg
+}
+
 /// The result of scoring and matching one puzzle.
 struct Solution {
     /// `X` `[n, n]`.
@@ -121,6 +129,22 @@ enum PuzzleSolver {
         do {
             let result = try JigsawInference.soften(scores, temperature: temperature, iterations: iterations)
             return (result.matrix, result.marginalError.first ?? 0)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+    }
+
+    /// The bytes and media type of a reconstruction in `format`: `automatic` is PNG for gray
+    /// images (digits: lossless, and small) and JPEG at quality 90 for colour ones (a photo's
+    /// PNG is several times larger and several times slower to encode, and JPEG is what a
+    /// phone shows a photo as).
+    static func reconstruction(_ images: Tensor, format: ReconstructionFormat) throws(ServiceError) -> (bytes: [UInt8], mediaType: String) {
+        let channels = images.rank == 4 ? images.shape[1] : images.shape[0]
+        let jpeg = format == .jpeg || (format == .automatic && channels == 3)
+        guard jpeg else { return (try png(images), "image/png") }
+        let shape = images.rank == 4 ? Array(images.shape.dropFirst()) : images.shape
+        do {
+            return (try JPEG.encode(Image(tensor: images.reshaped(shape)), quality: 90), "image/jpeg")
         } catch {
             throw ServiceError.wrapping(error)
         }

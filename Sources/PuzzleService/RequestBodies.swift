@@ -233,6 +233,19 @@ extension HTTPRequest {
 
     /// Whether the response should be a PNG: `format=png|json` wins, else an `Accept` header that
     /// names `image/png` and not `application/json`.
+    /// `?reconstruction=png|jpeg|auto` (default `auto`): the encoding of the JSON answer's
+    /// reconstruction.
+    /// - Throws: `invalid_parameter` for another value.
+    func reconstructionFormat() throws(ServiceError) -> ReconstructionFormat {
+        guard let text = queryParameters["reconstruction"] else { return .automatic }
+        switch text.lowercased() {
+        case "auto": return .automatic
+        case "png": return .png
+        case "jpeg", "jpg": return .jpeg
+        default: throw .invalidParameter(name: "reconstruction", value: text, reason: "must be png, jpeg or auto")
+        }
+    }
+
     func wantsPNG(defaultPNG: Bool = false) throws(ServiceError) -> Bool {
         if let format = queryParameters["format"] {
             switch format.lowercased() {

@@ -66,8 +66,11 @@ struct PuzzleBody: Encodable {
     var grid: Int
     var permutation: [Int]
     var confidence: [Float]
-    /// The reconstructed image (base64 PNG).
+    /// The reconstructed image, base64: PNG for gray puzzles, JPEG for colour ones unless the
+    /// request asked otherwise (`reconstruction_type` says which).
     var reconstruction: String?
+    /// The media type of `reconstruction`.
+    var reconstructionType: String?
     /// The scrambled image (base64 PNG), for samples.
     var scrambled: String?
     /// The network's scores, on `GET /v1/puzzles/{id}`.

@@ -105,6 +105,30 @@ struct ModelChoiceTests {
         }
     }
 
+    @Test("a colour reconstruction comes as JPEG and a gray one as PNG; ?reconstruction= overrides",
+          arguments: [("", "image/jpeg", "image/png"), ("?reconstruction=png", "image/png", "image/png"),
+                      ("?reconstruction=jpeg", "image/jpeg", "image/jpeg"), ("?reconstruction=auto", "image/jpeg", "image/png")])
+    func reconstructionFormat(query: String, colourType: String, grayType: String) throws {
+        try withService(models: [try intensityModel(grid: 2), try Self.colourModel(grid: 2)]) { port, _ in
+            let colour = Self.colourMosaic(grid: 2, side: 64)
+            let gray = scrambledImage(grid: 2, permutation: [2, 0, 3, 1], width: 28, height: 28)
+            for (image, model, type) in [(colour, "photo-2x2", colourType), (gray, "intensity-2x2", grayType)] {
+                let separator = query.isEmpty ? "?" : "&"
+                let reply = try request("POST", "/v1/solve\(query)\(separator)model=\(model)", port: port,
+                                        headers: ["Content-Type": "image/png"], body: try Self.png(image))
+                #expect(reply.status == 200, "\(reply.text)")
+                #expect(reply.json["reconstruction_type"] as? String == type, "\(model) \(query)")
+                let bytes = [UInt8](Data(base64Encoded: reply.json["reconstruction"] as? String ?? "") ?? Data())
+                let decoded = try ImageDecoder.decode(bytes, maximumSamples: 1 << 20)
+                #expect(decoded.width == image.width && decoded.height == image.height)
+                #expect(ImageFormat.sniff(bytes) == (type == "image/png" ? .png : .jpeg))
+            }
+            let bad = try request("POST", "/v1/solve?reconstruction=gif", port: port, headers: ["Content-Type": "image/png"],
+                                  body: try Self.png(colour))
+            #expect(bad.status == 400 && bad.errorCode == "invalid_parameter")
+        }
+    }
+
     @Test("a solve answers a Server-Timing header with every phase, in order, each a non-negative duration")
     func serverTiming() throws {
         try withService(models: [try intensityModel(grid: 2), try Self.colourModel(grid: 2)]) { port, _ in

@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Sorting", dependencies: ["NeuralNet", "Permutations", "TensorKit"], swiftSettings: optimise),
         .target(name: "Jigsaw", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib", "CTurboJPEG", "CWebP"], swiftSettings: optimise),
         .target(name: "Sockets"),
-        .target(name: "HTTPCore", dependencies: ["Sockets"]),
+        .target(name: "HTTPCore", dependencies: ["Sockets", "CZlib"]),
         .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "Sorting", "NeuralNet", "Permutations", "TensorKit"]),
 
         .executableTarget(name: "jigsaw-server", dependencies: [
@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "SortingTests", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["TensorKit"], path: "Tests/TestSupport"),
         .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "CZlib"]),
         .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "Jigsaw", "NeuralNet", "TensorKit", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -274,8 +274,9 @@ public final class HTTPServer: @unchecked Sendable {
         let identifier = connection.identifier
         let received = HTTPServer.now()
         let responder = self.responder
+        let policy = configuration.responsePolicy
         workers.async { [weak self] in
-            let response = responder(request)
+            let response = policy.apply(responder(request), to: request)
             guard let server = self else { return }
             server.queue.async { server.deliver(response, for: request, to: identifier, received: received) }
         }

@@ -35,6 +35,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var accessLog: (@Sendable (HTTPAccessLogEntry) -> Void)?
     /// Renders the errors the server answers itself (malformed requests, 408, 503).
     public var errorRenderer: HTTPErrorRenderer
+    /// Applied to every handler's response: gzip, 304 for conditional requests, CORS.
+    public var responsePolicy: HTTPResponsePolicy
 
     /// Creates a configuration.
     public init(
@@ -44,7 +46,8 @@ public struct HTTPServerConfiguration: Sendable {
         lingerTimeout: Duration = .seconds(2), shutdownTimeout: Duration = .seconds(30),
         maxConnections: Int = 1024, backlog: Int = 512,
         accessLog: (@Sendable (HTTPAccessLogEntry) -> Void)? = HTTPAccessLogEntry.writeToStandardOutput,
-        errorRenderer: @escaping HTTPErrorRenderer = HTTPFailure.plainTextRenderer
+        errorRenderer: @escaping HTTPErrorRenderer = HTTPFailure.plainTextRenderer,
+        responsePolicy: HTTPResponsePolicy = HTTPResponsePolicy()
     ) {
         precondition((0...65535).contains(port), "port \(port) outside 0...65535")
         precondition(maxConnections > 0 && backlog > 0, "connection bounds must be positive")
@@ -61,6 +64,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.backlog = backlog
         self.accessLog = accessLog
         self.errorRenderer = errorRenderer
+        self.responsePolicy = responsePolicy
     }
 }
 

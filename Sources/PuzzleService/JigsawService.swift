@@ -78,9 +78,18 @@ public final class JigsawService: Sendable {
         var router = HTTPRouter(errorRenderer: ServiceError.jsonRenderer)
         router.get("/healthz", handler: handle { _ in try ResponseEncoding.json(["status": "ok"]) })
         router.get("/readyz", handler: handle { try self.readiness($0) })
-        router.get("/metrics", handler: handle { _ in self.metricsResponse() })
+        router.get("/metrics", handler: handle { _ in
+            var response = self.metricsResponse()
+            response.body += Array((ProcessMetrics.current()?.prometheusText ?? "").utf8)
+            return response
+        })
         router.get("/openapi.json", handler: handle { _ in
-            HTTPResponse.json(OpenAPIDocument.data)
+            JigsawService.constantDocument(OpenAPIDocument.bytes, contentType: "application/json")
+        })
+        router.get("/docs", handler: handle { _ in
+            var response = JigsawService.constantDocument(APIDocumentationPage.bytes, contentType: "text/html; charset=utf-8")
+            response.headers["Content-Security-Policy"] = APIDocumentationPage.contentSecurityPolicy
+            return response
         })
         router.get("/v1/models", handler: handle { try self.listModels($0) })
         router.get("/v1/models/{name}", handler: handle { try self.describeModel($0) })
@@ -99,6 +108,18 @@ public final class JigsawService: Sendable {
             router.get("/", handler: handle { try self.index($0) })
         }
         return router
+    }
+
+    /// A document fixed at build time (`/openapi.json`, `/docs`), with a strong `ETag` of its
+    /// bytes and `Cache-Control: no-cache`: a client revalidates each time and gets a 304 until
+    /// a new server version changes the document.
+    static func constantDocument(_ bytes: [UInt8], contentType: String) -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: [
+            "Content-Type": contentType,
+            "ETag": HTTPEntityTag.strong(hashing: bytes).headerValue,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        ], body: bytes)
     }
 
     /// Wraps a handler so that whatever it throws leaves as a JSON error with a 4xx status.
@@ -144,6 +165,7 @@ public final class JigsawService: Sendable {
         try ResponseEncoding.json([
             "service": "jigsaw puzzle solver (Gumbel-Sinkhorn networks)",
             "openapi": "/openapi.json",
+            "docs": "/docs",
             "models": "/v1/models",
             "solve": "/v1/solve",
         ])

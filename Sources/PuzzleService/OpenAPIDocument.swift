@@ -2,7 +2,7 @@ import Foundation
 
 /// The OpenAPI 3.0 description of every route, served at `/openapi.json`.
 enum OpenAPIDocument {
-    static let data = Data(text.utf8)
+    static let bytes = Array(text.utf8)
 
     static let text = #"""
 {
@@ -10,7 +10,7 @@ enum OpenAPIDocument {
   "info": {
     "title": "Jigsaw puzzle solver",
     "version": "1.0.0",
-    "description": "Solves jigsaw puzzles with Gumbel-Sinkhorn networks (Mena et al. 2018): a convolutional network scores every scrambled piece against every grid cell, the matching M(X) gives the permutation, and the Sinkhorn operator S(X/tau) gives soft reconstructions. Convention: permutation[i] = j means scrambled piece i belongs in grid cell j (cells row-major). Every error is {\"error\": {\"code\", \"message\"}}."
+    "description": "Solves jigsaw puzzles with Gumbel-Sinkhorn networks (Mena et al. 2018): a convolutional network scores every scrambled piece against every grid cell, the matching M(X) gives the permutation, and the Sinkhorn operator S(X/tau) gives soft reconstructions. Convention: permutation[i] = j means scrambled piece i belongs in grid cell j (cells row-major). Every error is {\"error\": {\"code\", \"message\"}}. HTTP conventions: JSON, HTML, CSS, JavaScript, SVG and text answers of 1 KiB or more are gzip-compressed for a client that sends Accept-Encoding: gzip (q-values honoured; Vary: Accept-Encoding); static files, /openapi.json and /docs carry a strong ETag (and files Last-Modified and Cache-Control), and If-None-Match (which takes precedence) or If-Modified-Since answers 304; OPTIONS on any route or file answers 204 with Allow; CORS is off unless the server is started with --cors-origin, and then an allowed Origin gets Access-Control-Allow-Origin, Access-Control-Expose-Headers and, on a preflight, Access-Control-Allow-Methods, -Headers and -Max-Age."
   },
   "paths": {
     "/": {
@@ -29,8 +29,14 @@ enum OpenAPIDocument {
     },
     "/metrics": {
       "get": {"summary": "Prometheus metrics (text format 0.0.4)", "operationId": "metrics",
-        "description": "jigsaw_http_requests_total{route,method,status}, jigsaw_http_request_duration_seconds (histogram), jigsaw_http_open_connections, jigsaw_puzzles_solved_total{model}, jigsaw_lists_sorted_total{model}, store gauges and counters.",
+        "description": "jigsaw_http_requests_total{route,method,status}, jigsaw_http_request_duration_seconds{route,method,status_class} (histogram; route is the route pattern such as /v1/puzzles/{id}/soft, static for files, none for unmatched paths), jigsaw_http_open_connections, process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes, process_start_time_seconds, process_open_fds, process_max_fds, jigsaw_puzzles_solved_total{model}, jigsaw_lists_sorted_total{model}, store gauges and counters.",
         "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}
+    },
+    "/docs": {
+      "get": {"summary": "This document as a readable HTML page (rendered in the browser, no external resources)", "operationId": "documentation",
+        "responses": {
+          "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+          "304": {"description": "Not modified (If-None-Match matched the ETag)"}}}
     },
     "/openapi.json": {
       "get": {"summary": "This document", "operationId": "openapi",

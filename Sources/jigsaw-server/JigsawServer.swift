@@ -14,7 +14,12 @@ struct JigsawServer: ParsableCommand {
             Loads every Models/*.safetensors (or the files given with --model), then serves the API \
             described at /openapi.json and the web page of --public. A port of 0 picks a free one; \
             the line `listening on http://HOST:PORT` is printed once the socket is bound. \
-            SIGINT or SIGTERM drains the requests in flight, then exits.
+            SIGINT or SIGTERM drains the requests in flight, then exits. /docs renders the API \
+            reference. Text answers (JSON, HTML, CSS, JavaScript, SVG) of 1 KiB or more are \
+            gzip-compressed for clients that accept it (--no-gzip turns this off). CORS is off by \
+            default: browsers let only pages served by this server read its answers; \
+            --cors-origin https://app.example.com (repeatable) or --cors-origin '*' lets pages of \
+            other origins call the API (no credentials).
             """,
         version: PackageVersion.string)
 
@@ -93,6 +98,13 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock).")
     var seed: UInt64?
 
+    @Option(name: .customLong("cors-origin"),
+            help: "An origin (scheme://host[:port]) whose pages may call the API, or * for any (repeatable; default: none, CORS off).")
+    var corsOrigins: [String] = []
+
+    @Flag(inversion: .prefixedNo, help: "Compress text answers of 1 KiB or more with gzip for clients that accept it.")
+    var gzip = true
+
     @Flag(inversion: .prefixedNo, help: "Write one access-log line per request to standard output.")
     var accessLog = true
 
@@ -127,6 +139,13 @@ struct JigsawServer: ParsableCommand {
         for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout),
                               ("--idle-timeout", idleTimeout), ("--shutdown-timeout", shutdownTimeout), ("--store-ttl", storeTTL)] {
             guard value.isFinite, value > 0, value <= 86_400 * 365 else { throw ValidationError("\(name) must be positive seconds") }
+        }
+        if !corsOrigins.isEmpty {
+            do {
+                _ = try HTTPCORSPolicy(allowedOrigins: corsOrigins)
+            } catch {
+                throw ValidationError("--cors-origin: \(error)")
+            }
         }
         guard storeCapacity >= 1 else { throw ValidationError("--store-capacity must be positive") }
         guard (1...1_048_576).contains(storeMegabytes) else { throw ValidationError("--store-megabytes must be in 1...1048576") }
@@ -171,7 +190,9 @@ struct JigsawServer: ParsableCommand {
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),
             headerTimeout: seconds(headerTimeout), bodyTimeout: seconds(bodyTimeout), idleTimeout: seconds(idleTimeout),
             shutdownTimeout: seconds(shutdownTimeout), maxConnections: maxConnections,
-            accessLog: accessLog ? HTTPAccessLogEntry.writeToStandardOutput : nil))
+            accessLog: accessLog ? HTTPAccessLogEntry.writeToStandardOutput : nil,
+            responsePolicy: HTTPResponsePolicy(compression: gzip ? HTTPCompression() : nil,
+                                               cors: corsOrigins.isEmpty ? nil : try? HTTPCORSPolicy(allowedOrigins: corsOrigins))))
         do {
             try server.start()
         } catch {

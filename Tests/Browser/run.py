@@ -4,8 +4,8 @@
 Starts `jigsaw-server` on a free port and headless Chromium, then plays the page as a person would
 (keyboard and mouse events), and checks what the page shows against answers fetched independently
 with urllib: the solved permutation, the confidences, the soft matrix at two temperatures, the
-upload path, the error messages, the phone layout and the absence of console errors. Writes the
-screenshot docs/screenshot.png.
+upload path, the API reference page /docs against /openapi.json, the error messages, the phone
+layout and the absence of console errors. Writes the screenshot docs/screenshot.png.
 
 Python 3 standard library only (the websocket client is implemented here, RFC 6455).
 Exit status: 0 when every check passes or the test is skipped (with a printed reason), 1 otherwise.
@@ -511,7 +511,42 @@ def run(args):
         else:
             print("browser test: no photo model or photo samples in Models/: photo checks skipped", flush=True)
 
-        # 6. Errors from the service are shown in the page. Chromium logs each 4xx response as a
+        # 6. The API reference at /docs, rendered in the page from /openapi.json.
+        seen_docs = len(dev.events)
+        openapi = fetch_json(base, "/openapi.json")
+        operations = sorted(f"{method.upper()} {path}" for path, item in openapi["paths"].items()
+                            for method in item if method in ("get", "head", "post", "put", "patch", "delete", "options"))
+        dev.call("Page.navigate", url=f"{base}/docs")
+        dev.wait_for("document.body.dataset.ready === 'true'", "the API reference page", error_expected=True)
+        rendered = sorted(dev.evaluate("[...document.querySelectorAll('.operation')].map(e => e.dataset.method + ' ' + e.dataset.path)"))
+        checks.expect(rendered == operations, f"/docs shows every operation of /openapi.json ({len(operations)})")
+        links = dev.evaluate("document.querySelectorAll('#toc a').length")
+        checks.expect(links == len(operations), "and links to each from its table of contents")
+        solve = dev.evaluate("""(() => { const card = document.querySelector('.operation[data-method="POST"][data-path="/v1/solve"]');
+            return { parameters: [...card.querySelectorAll('.parameter')].map(r => r.dataset.name),
+                     responses: [...card.querySelectorAll('.response')].map(r => r.dataset.status),
+                     media: [...card.querySelectorAll('.media code')].map(c => c.textContent),
+                     text: card.innerText }; })()""")
+        expected_parameters = [p.get("name") or openapi["components"]["parameters"][p["$ref"].split("/")[-1]]["name"]
+                               for p in openapi["paths"]["/v1/solve"]["post"]["parameters"]]
+        checks.expect(solve["parameters"] == expected_parameters, f"POST /v1/solve lists its parameters {expected_parameters}")
+        checks.expect(solve["responses"] == list(openapi["paths"]["/v1/solve"]["post"]["responses"]),
+                      "and its responses by status")
+        checks.expect("image/png" in solve["media"] and "application/json" in solve["media"] and "SolveRequest" in solve["text"],
+                      "and its request bodies with their schemas")
+        schemas = sorted(dev.evaluate("[...document.querySelectorAll('.schema-card')].map(e => e.dataset.schema)"))
+        checks.expect(schemas == sorted(openapi["components"]["schemas"]), f"/docs shows every schema ({len(schemas)})")
+        sizes = dev.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0];"
+                             " return [n.encodedBodySize, n.decodedBodySize]; })()")
+        checks.expect(0 < sizes[0] < sizes[1], f"the browser received /docs gzip-compressed ({sizes[0]} of {sizes[1]} bytes)")
+        errors = dev.console_errors(since=seen_docs)
+        checks.expect(not errors, "no console errors on /docs" + (f": {errors}" if errors else ""))
+        dev.call("Page.navigate", url=f"{base}/")
+        dev.wait_for("document.body.dataset.state === 'ready'", "the page again after /docs")
+        document = dev.call("DOM.getDocument")
+        file_input = dev.call("DOM.querySelector", nodeId=document["root"]["nodeId"], selector="#file")["nodeId"]
+
+        # 7. Errors from the service are shown in the page. Chromium logs each 4xx response as a
         # network error in the console; those (and only those) are expected from here on.
         seen = len(dev.events)
 

@@ -136,6 +136,6 @@ struct HTTPRouterTests {
         #expect(response.body != Array("secret".utf8))
         let post = router.respond(to: try request(.post, "/app.js"))
         #expect(post.status == .methodNotAllowed)
-        #expect(post.headers["Allow"] == "GET, HEAD")
+        #expect(post.headers["Allow"] == "GET, HEAD, OPTIONS")
     }
 }

@@ -307,6 +307,7 @@ struct HTTPServerTests {
         #expect(metrics.latencyBuckets.last == 4)
         let text = metrics.prometheusText()
         #expect(text.contains("http_requests_total{route=\"/id/{n}\",method=\"GET\",status=\"200\"} 2\n"))
-        #expect(text.contains("http_request_duration_seconds_count 4\n"))
+        #expect(text.contains("http_request_duration_seconds_count{route=\"/id/{n}\",method=\"GET\",status_class=\"2xx\"} 2\n"))
+        #expect(text.contains("http_request_duration_seconds_count{route=\"none\",method=\"-\",status_class=\"5xx\"} 1\n"))
     }
 }

@@ -173,7 +173,7 @@ struct ServiceErrorTests {
             #expect(lines.contains(#"jigsaw_puzzles_solved_total{model="intensity-2x2"} 3"#))
             #expect(lines.contains(#"jigsaw_puzzle_store_entries 3"#))
             #expect(lines.contains { $0.hasPrefix("jigsaw_http_open_connections ") })
-            #expect(lines.contains { $0.hasPrefix(#"jigsaw_http_request_duration_seconds_bucket{le="+Inf"} "#) })
+            #expect(lines.contains { $0.hasPrefix(#"jigsaw_http_request_duration_seconds_bucket{route="/v1/solve",method="POST",status_class="2xx",le="+Inf"} 3"#) })
             #expect(lines.contains("# TYPE jigsaw_http_request_duration_seconds histogram"))
         }
     }

@@ -23,7 +23,8 @@ private func photoJPEG() -> [UInt8]? {
 let imageBenchmarks: [Benchmark] = [
     // What a solve answer's reconstruction costs: the stored display pieces of a 480 × 360 photo
     // cut 4 × 4 (`[1, 16, 3, 90, 120]` in [0, 1]) reassembled, turned into 8-bit pixels and
-    // encoded as PNG with libpng's fast flag; each step's median and the whole.
+    // encoded as PNG with libpng's fast flag (or as JPEG at quality 90, what colour answers
+    // use); each step's median and the whole PNG path. Noise is the worst case for both.
     Benchmark(op: "reconstruction_encode") {
         var generator = SeededGenerator(seed: 4)
         let pieces = generator.uniform([1, 16, 3, 90, 120])
@@ -34,11 +35,13 @@ let imageBenchmarks: [Benchmark] = [
         let convert = medianMilliseconds(budget: 1) { image = Image(tensor: assembled.reshaped([3, 360, 480])) }
         var bytes = 0
         let encode = medianMilliseconds(budget: 1) { bytes = (try? PNG.encode(image, fast: true))?.count ?? 0 }
+        var jpegBytes = 0
+        let jpeg = medianMilliseconds(budget: 1) { jpegBytes = (try? JPEG.encode(image, quality: 90))?.count ?? 0 }
         let whole = medianMilliseconds(budget: 1) {
             _ = try? PNG.encode(Image(tensor: Puzzle.assemble(pieces, permutations: [permutation]).reshaped([3, 360, 480])), fast: true)
         }
         emit(["op": "reconstruction_encode", "width": 480, "height": 360, "grid": 4, "assemble_ms": assemble,
-              "to_pixels_ms": convert, "png_ms": encode, "png_bytes": bytes, "ms": whole])
+              "to_pixels_ms": convert, "png_ms": encode, "png_bytes": bytes, "jpeg_ms": jpeg, "jpeg_bytes": jpegBytes, "ms": whole])
     },
     // Decoding a 12-MP JPEG at full size and with the DCT scales a longest needed side selects
     // (1024 → 1/2, 1000 → 1/4, 500 → 1/8): median milliseconds and the decoded size.

@@ -36,6 +36,9 @@ public struct HTTPRequest: Sendable {
     public var pathParameters: [String: String] = [:]
     /// The peer address (`127.0.0.1:51234`), filled by `HTTPServer`.
     public var remoteAddress: String?
+    /// Whether the client has closed its connection (so no one will read the answer); a handler
+    /// checks it before expensive work. Always `false` for a request made outside a server.
+    public var isAbandoned: @Sendable () -> Bool = { false }
 
     /// Creates a request, decoding the target; for handler tests and for the parser.
     ///

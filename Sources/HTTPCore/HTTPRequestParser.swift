@@ -86,6 +86,9 @@ public struct HTTPRequestParser: Sendable {
     private var index = 0
     private var scanIndex = 0
     private var state = State.requestLine
+    /// The most content bytes the request being read can still bring: its `Content-Length`, or
+    /// the body limit for a chunked one; 0 between requests and for requests without content.
+    public private(set) var pendingBodyBytes = 0
     private var failure: HTTPParseError?
 
     private var emptyLinesBeforeRequest = 0
@@ -437,6 +440,7 @@ public struct HTTPRequestParser: Sendable {
         let expectsContinue = version == .http1_1 && headers.tokens(for: "Expect").contains("100-continue")
         if hasTransferEncoding {
             try validateTransferEncoding()
+            pendingBodyBytes = limits.bodyBytes
             continuePending = expectsContinue
             state = .chunkSize
             return nil
@@ -445,6 +449,7 @@ public struct HTTPRequestParser: Sendable {
         guard length <= limits.bodyBytes else { throw .bodyTooLarge(limit: limits.bodyBytes) }
         if length == 0 { return .request(completeRequest()) }
         body.reserveCapacity(min(length, 1 << 20))
+        pendingBodyBytes = length
         continuePending = expectsContinue
         state = .body(remaining: length)
         return nil
@@ -516,6 +521,7 @@ public struct HTTPRequestParser: Sendable {
         complete.body = body
         complete.trailers = trailers
         request = nil
+        pendingBodyBytes = 0
         body = []
         trailers = HTTPHeaders()
         continuePending = false

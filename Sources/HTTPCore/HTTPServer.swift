@@ -43,6 +43,16 @@ public final class HTTPServer: @unchecked Sendable {
     private var draining = false
     private var drainDeadline: UInt64 = .max
     private var acceptPausedUntil: UInt64 = 0
+    /// Open connections by client address (without the port).
+    private var connectionsPerClient: [String: Int] = [:]
+    /// Bytes of request content reserved by connections reading or handling a request.
+    private var bodyBytesReserved = 0
+    /// The reservation's peak since memory was last handed back to the system.
+    private var bodyBytesPeak = 0
+    private var lastTrim: UInt64 = 0
+    /// Runs cheap requests (``HTTPServerConfiguration/isCheap``) in arrival order on a thread of
+    /// its own, so they never queue behind heavy work for one of Dispatch's worker threads.
+    private let cheapLane = SerialLane(name: "HTTPServer.cheap")
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private let busyResponse: [UInt8]
 
@@ -196,7 +206,9 @@ public final class HTTPServer: @unchecked Sendable {
                 return
             }
             lock.withLock { counters.acceptedConnections += 1 }
-            if connections.count >= configuration.maxConnections {
+            let client = HTTPServer.clientAddress(peer)
+            if connections.count >= configuration.maxConnections
+                || connectionsPerClient[client, default: 0] >= configuration.maxConnectionsPerClient {
                 lock.withLock { counters.rejectedConnections += 1 }
                 busyResponse.withUnsafeBytes { _ = Socket.send(descriptor, $0) }
                 Socket.shutdownWrite(descriptor)
@@ -219,8 +231,33 @@ public final class HTTPServer: @unchecked Sendable {
         source.setCancelHandler { connection.sourceCancelled() }
         connection.readSource = source
         connections[connection.identifier] = connection
+        connectionsPerClient[HTTPServer.clientAddress(peer), default: 0] += 1
         lock.withLock { counters.openConnections = connections.count }
         source.resume()
+    }
+
+    /// The address part of `host:port` or `[v6]:port`.
+    static func clientAddress(_ peer: String) -> String {
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        return String(peer[..<colon])
+    }
+
+    /// Reserves the content bytes the connection's request may bring, once its head is read.
+    /// - Returns: `false` when they do not fit in the body memory budget.
+    private func reserveBody(_ connection: Connection) -> Bool {
+        let wanted = connection.parser.pendingBodyBytes
+        guard wanted > connection.reservedBodyBytes else { return true }
+        let extra = wanted - connection.reservedBodyBytes
+        guard bodyBytesReserved + extra <= configuration.bodyMemoryBudget else { return false }
+        bodyBytesReserved += extra
+        bodyBytesPeak = max(bodyBytesPeak, bodyBytesReserved)
+        connection.reservedBodyBytes = wanted
+        return true
+    }
+
+    private func releaseBody(_ connection: Connection) {
+        bodyBytesReserved -= connection.reservedBodyBytes
+        connection.reservedBodyBytes = 0
     }
 
     private func readable(_ connection: Connection) {
@@ -251,6 +288,11 @@ public final class HTTPServer: @unchecked Sendable {
                 case .body:
                     if connection.requestStarted == nil { connection.requestStarted = now }
                     if connection.bodyStarted == nil { connection.bodyStarted = now }
+                    guard reserveBody(connection) else {
+                        lock.withLock { counters.rejectedBodies += 1 }
+                        fail(connection, .serviceUnavailable, request: nil)
+                        return
+                    }
                 }
                 if connection.parser.takeContinueRequest() {
                     // RFC 9110 §10.1.1: the client waits for this before sending the content.
@@ -275,15 +317,24 @@ public final class HTTPServer: @unchecked Sendable {
         let received = HTTPServer.now()
         let responder = self.responder
         let policy = configuration.responsePolicy
-        workers.async { [weak self] in
+        var request = request
+        let liveness = connection.liveness
+        request.isAbandoned = { liveness.peerHasClosed() }
+        let work: @Sendable () -> Void = { [weak self, request] in
             let response = policy.apply(responder(request), to: request)
             guard let server = self else { return }
             server.queue.async { server.deliver(response, for: request, to: identifier, received: received) }
+        }
+        if let isCheap = configuration.isCheap, isCheap(request) {
+            cheapLane.run(work)
+        } else {
+            workers.async(execute: work)
         }
     }
 
     private func deliver(_ response: HTTPResponse, for request: HTTPRequest, to identifier: UInt64, received: UInt64) {
         guard let connection = connections[identifier], connection.state == .handling else { return }
+        releaseBody(connection)
         let keepAlive = request.keepAlive && !response.closesConnection && !draining
         let bytes = HTTPResponseWriter.serialize(response, requestMethod: request.method, requestVersion: request.version, keepAlive: keepAlive)
         record(connection: connection, method: request.method.rawValue, target: request.target, route: response.route,
@@ -296,7 +347,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Answers a failure the server detects itself, then closes.
     private func fail(_ connection: Connection, _ failure: HTTPFailure, request: HTTPRequest?) {
-        let response = failure.response(renderer: configuration.errorRenderer)
+        var response = failure.response(renderer: configuration.errorRenderer)
+        if case .serviceUnavailable = failure, !response.headers.contains("Retry-After") { response.headers["Retry-After"] = "1" }
         let bytes = HTTPResponseWriter.serialize(response, requestMethod: request?.method, requestVersion: request?.version ?? .http1_1, keepAlive: false)
         record(connection: connection, method: request?.method.rawValue ?? "-", target: request?.target ?? "-", route: nil,
                status: response.status.code, bytes: response.body.count, since: HTTPServer.now())
@@ -387,14 +439,29 @@ public final class HTTPServer: @unchecked Sendable {
     private func close(_ connection: Connection) {
         guard connection.state != .closed else { return }
         connection.state = .closed
+        releaseBody(connection)
+        connection.liveness.markClosed()
         connection.cancelSources()
         connections[connection.identifier] = nil
+        let client = HTTPServer.clientAddress(connection.peer)
+        if let count = connectionsPerClient[client], count > 1 {
+            connectionsPerClient[client] = count - 1
+        } else {
+            connectionsPerClient[client] = nil
+        }
         lock.withLock { counters.openConnections = connections.count }
         if draining && connections.isEmpty { finishDrain() }
     }
 
     private func checkDeadlines() {
         let now = HTTPServer.now()
+        // After a burst of large bodies has drained, hand the freed heap back to the system
+        // (glibc keeps it otherwise), at most once a second.
+        if bodyBytesReserved == 0, bodyBytesPeak >= 16 << 20, now &- lastTrim > 1_000_000_000 {
+            lastTrim = now
+            bodyBytesPeak = 0
+            DispatchQueue.global(qos: .utility).async { _ = glibcMallocTrim(0) }
+        }
         if acceptPausedUntil != 0 && acceptPausedUntil <= now {
             acceptPausedUntil = 0
             acceptConnections()
@@ -480,6 +547,10 @@ private final class Connection {
     let descriptor: Int32
     let peer: String
     var parser: HTTPRequestParser
+    /// Content bytes reserved in the server's body budget for the request being read or handled.
+    var reservedBodyBytes = 0
+    /// Whether the client is gone, readable from any thread.
+    let liveness: ConnectionLiveness
     var state = State.reading
     var readSource: DispatchSourceRead?
     var writeSource: DispatchSourceWrite?
@@ -498,6 +569,7 @@ private final class Connection {
         self.identifier = identifier
         self.descriptor = descriptor
         self.peer = peer
+        self.liveness = ConnectionLiveness(descriptor: descriptor)
         self.parser = HTTPRequestParser(limits: limits)
         self.lastActivity = now
         self.writeProgress = now
@@ -553,5 +625,59 @@ private final class Connection {
             readSource = nil
             writeSource = nil
         }
+    }
+}
+
+/// Whether a connection's client has gone, asked from a handler's thread: once the server closed
+/// the connection, or when the socket shows the peer's end of stream. The descriptor is only
+/// looked at while the connection is open (checked and closed under one lock), so a reused
+/// descriptor number is never mistaken for it.
+final class ConnectionLiveness: @unchecked Sendable {
+    // Thread safety: `closed` is touched only with `lock` held.
+    private let lock = NSLock()
+    private var closed = false
+    private let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    func markClosed() { lock.withLock { closed = true } }
+
+    func peerHasClosed() -> Bool {
+        lock.withLock { closed || Socket.peerHasClosed(descriptor) }
+    }
+}
+
+/// glibc's `malloc_trim` (declared in `<malloc.h>`, which the Glibc module does not export):
+/// returns free heap memory to the system.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+
+/// A thread of its own that runs closures in arrival order.
+final class SerialLane: @unchecked Sendable {
+    // Thread safety: `pending` is touched only with `condition` locked.
+    private let condition = NSCondition()
+    private var pending: [@Sendable () -> Void] = []
+
+    init(name: String) {
+        let thread = Thread { [weak self] in
+            while let work = self?.next() { work() }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    func run(_ work: @escaping @Sendable () -> Void) {
+        condition.withLock {
+            pending.append(work)
+            condition.signal()
+        }
+    }
+
+    /// The next closure, waiting for one; `nil` once the lane is gone.
+    private func next() -> (@Sendable () -> Void)? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty { condition.wait() }
+        return pending.removeFirst()
     }
 }

@@ -30,6 +30,16 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxConnections: Int
     /// The listen backlog.
     public var backlog: Int
+    /// Most open connections from one client address (503 beyond), so that one peer cannot
+    /// take every connection.
+    public var maxConnectionsPerClient: Int
+    /// Most bytes of request content buffered over all connections at once: a request whose
+    /// declared length (or, chunked, the body limit) does not fit gets 503 with `Retry-After`
+    /// before its content is read.
+    public var bodyMemoryBudget: Int
+    /// Says whether a request is cheap (health, readiness, metrics, static files): cheap requests
+    /// run on a thread of their own, never behind heavy work. `nil`: every request is heavy.
+    public var isCheap: (@Sendable (HTTPRequest) -> Bool)?
     /// Called once per response with its log entry; `nil` disables logging. Runs on the
     /// server's event queue: keep it short.
     public var accessLog: (@Sendable (HTTPAccessLogEntry) -> Void)?
@@ -44,13 +54,15 @@ public struct HTTPServerConfiguration: Sendable {
         headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(60),
         idleTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
         lingerTimeout: Duration = .seconds(2), shutdownTimeout: Duration = .seconds(30),
-        maxConnections: Int = 1024, backlog: Int = 512,
+        maxConnections: Int = 1024, backlog: Int = 512, maxConnectionsPerClient: Int = 256,
+        bodyMemoryBudget: Int = 256 << 20, isCheap: (@Sendable (HTTPRequest) -> Bool)? = nil,
         accessLog: (@Sendable (HTTPAccessLogEntry) -> Void)? = HTTPAccessLogEntry.writeToStandardOutput,
         errorRenderer: @escaping HTTPErrorRenderer = HTTPFailure.plainTextRenderer,
         responsePolicy: HTTPResponsePolicy = HTTPResponsePolicy()
     ) {
         precondition((0...65535).contains(port), "port \(port) outside 0...65535")
-        precondition(maxConnections > 0 && backlog > 0, "connection bounds must be positive")
+        precondition(maxConnections > 0 && backlog > 0 && maxConnectionsPerClient > 0, "connection bounds must be positive")
+        precondition(bodyMemoryBudget > 0, "the body memory budget must be positive")
         self.host = host
         self.port = port
         self.limits = limits
@@ -62,6 +74,9 @@ public struct HTTPServerConfiguration: Sendable {
         self.shutdownTimeout = shutdownTimeout
         self.maxConnections = maxConnections
         self.backlog = backlog
+        self.maxConnectionsPerClient = maxConnectionsPerClient
+        self.bodyMemoryBudget = bodyMemoryBudget
+        self.isCheap = isCheap
         self.accessLog = accessLog
         self.errorRenderer = errorRenderer
         self.responsePolicy = responsePolicy

@@ -68,6 +68,8 @@ public struct HTTPServerMetrics: Sendable, Equatable {
     public var acceptedConnections = 0
     /// Connections refused with 503 because of the connection bound.
     public var rejectedConnections = 0
+    /// Requests refused with 503 because their content did not fit in the body memory budget.
+    public var rejectedBodies = 0
     /// Connections closed by a header, body, idle or write timeout.
     public var timedOutConnections = 0
 
@@ -123,6 +125,9 @@ public struct HTTPServerMetrics: Sendable, Equatable {
         lines.append("# HELP \(prefix)_rejected_connections_total Connections refused with 503 at the connection bound.")
         lines.append("# TYPE \(prefix)_rejected_connections_total counter")
         lines.append("\(prefix)_rejected_connections_total \(rejectedConnections)")
+        lines.append("# HELP \(prefix)_rejected_bodies_total Requests refused because their content did not fit in the body memory budget.")
+        lines.append("# TYPE \(prefix)_rejected_bodies_total counter")
+        lines.append("\(prefix)_rejected_bodies_total \(rejectedBodies)")
         lines.append("# HELP \(prefix)_timed_out_connections_total Connections closed by a timeout.")
         lines.append("# TYPE \(prefix)_timed_out_connections_total counter")
         lines.append("\(prefix)_timed_out_connections_total \(timedOutConnections)")

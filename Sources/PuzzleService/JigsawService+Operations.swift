@@ -150,6 +150,8 @@ extension JigsawService {
         family("jigsaw_work_in_progress", "gauge", "Requests holding a heavy-work slot.", [("", occupancy.working)])
         family("jigsaw_work_waiting", "gauge", "Requests waiting for a heavy-work slot.", [("", occupancy.waiting)])
         family("jigsaw_work_shed_total", "counter", "Requests shed with 503 by the heavy-work queue.", [("", workGate.shedCount)])
+        family("jigsaw_work_abandoned_total", "counter", "Requests dropped before their work because their client had gone.",
+               [("", workGate.abandonedCount)])
         family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
         text += lines.joined(separator: "\n") + "\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))

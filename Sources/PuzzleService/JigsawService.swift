@@ -68,9 +68,17 @@ public final class JigsawService: Sendable {
     public func makeServer(configuration: HTTPServerConfiguration) -> HTTPServer {
         var configuration = configuration
         configuration.errorRenderer = ServiceError.jsonRenderer
+        if configuration.isCheap == nil { configuration.isCheap = JigsawService.isCheap }
         let server = HTTPServer(configuration: configuration, router: router)
         self.server.update { $0.server = server }
         return server
+    }
+
+    /// Requests that never wait behind heavy work: health, readiness, metrics, the API documents
+    /// and static files (any GET or HEAD outside `/v1/`).
+    @Sendable public static func isCheap(_ request: HTTPRequest) -> Bool {
+        guard request.method == .get || request.method == .head || request.method == .options else { return false }
+        return !request.path.hasPrefix("/v1/")
     }
 
     /// Every route of the service.
@@ -137,7 +145,14 @@ public final class JigsawService: Sendable {
 
     /// Runs an image- or network-heavy handler once fewer than `concurrentWork` others are running.
     private func gated(_ body: (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) throws -> HTTPResponse {
-        try workGate.run { try body(request) }
+        try workGate.run {
+            // The client hung up while the request waited: nobody would read the answer.
+            guard !request.isAbandoned() else {
+                workGate.countAbandoned()
+                throw ServiceError.clientClosed
+            }
+            return try body(request)
+        }
     }
 
     /// A fresh puzzle id: 16 hexadecimal digits from the service's seeded generator.
@@ -215,6 +230,12 @@ public final class WorkGate: @unchecked Sendable {
     /// Requests refused so far (queue full or wait expired).
     public var shedCount: Int { condition.withLock { shed } }
     private var shed = 0
+
+    /// Requests dropped when their turn came because their client had gone.
+    public var abandonedCount: Int { condition.withLock { abandoned } }
+    private var abandoned = 0
+
+    func countAbandoned() { condition.withLock { abandoned += 1 } }
 
     /// Runs `body` holding a slot, after the requests that came first.
     /// - Throws: `overloaded` when the queue is full or the wait exceeds ``maximumWait``; what

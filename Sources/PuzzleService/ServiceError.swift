@@ -41,6 +41,8 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case noModel(kind: String)
     /// The heavy-work queue is full, or a request waited in it longer than its deadline.
     case overloaded(reason: String, retryAfter: Int)
+    /// The client closed its connection before its request's work started.
+    case clientClosed
     /// No stored puzzle has that id (never stored, expired or evicted). → 404 `puzzle_not_found`
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
@@ -53,7 +55,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel, .overloaded: .serviceUnavailable
+        case .noModel, .overloaded, .clientClosed: .serviceUnavailable
         }
     }
 
@@ -73,6 +75,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .wrongModelKind: "wrong_model_kind"
         case .noModel: "no_model"
         case .overloaded: "overloaded"
+        case .clientClosed: "client_closed"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
         }
@@ -96,6 +99,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .wrongModelKind(let name, let expected): "model '\(name)' is not a \(expected) model"
         case .noModel(let kind): "no \(kind) model is loaded"
         case .overloaded(let reason, let retryAfter): "\(reason); retry in \(retryAfter) s"
+        case .clientClosed: "the client closed the connection before the work started"
         case .puzzleNotFound(let id): "no puzzle with id '\(Self.excerpt(id))' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         }

@@ -93,6 +93,20 @@ public enum Socket {
         return (descriptor, storage.ss_family == sa_family_t(AF_INET6) ? "[\(host)]:\(port)" : "\(host):\(port)")
     }
 
+    /// Whether the peer has ended its side of the connection (a zero-byte read is pending) or
+    /// reset it, without consuming anything (`MSG_PEEK`) and without blocking. Data still
+    /// waiting to be read (a pipelined request) counts as open.
+    public static func peerHasClosed(_ descriptor: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if count == 0 { return true }
+        if count < 0 {
+            let code = errno
+            return !(code == EAGAIN || code == EWOULDBLOCK || code == EINTR)
+        }
+        return false
+    }
+
     /// Receives into `buffer` without blocking.
     public static func receive(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Transfer {
         let count = recv(descriptor, buffer.baseAddress, buffer.count, 0)

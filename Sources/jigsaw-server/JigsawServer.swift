@@ -74,6 +74,12 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Most open connections (503 beyond).")
     var maxConnections = 1024
 
+    @Option(help: "Most open connections from one client address (503 beyond).")
+    var maxConnectionsPerClient = 256
+
+    @Option(help: "Most megabytes of request content buffered over all connections (503 with Retry-After beyond).")
+    var bodyMemoryMegabytes = 256
+
     @Option(help: "Seconds to receive a request head.")
     var headerTimeout = 10.0
 
@@ -136,6 +142,8 @@ struct JigsawServer: ParsableCommand {
         guard maxImageSamples >= 1 else { throw ValidationError("--max-image-samples must be positive") }
         guard (20...1_000_000).contains(maxIterations) else { throw ValidationError("--max-iterations must be in 20...1000000") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be positive") }
+        guard maxConnectionsPerClient >= 1 else { throw ValidationError("--max-connections-per-client must be positive") }
+        guard (1...1_048_576).contains(bodyMemoryMegabytes) else { throw ValidationError("--body-memory-megabytes must be in 1...1048576") }
         for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout),
                               ("--idle-timeout", idleTimeout), ("--shutdown-timeout", shutdownTimeout), ("--store-ttl", storeTTL)] {
             guard value.isFinite, value > 0, value <= 86_400 * 365 else { throw ValidationError("\(name) must be positive seconds") }
@@ -190,6 +198,7 @@ struct JigsawServer: ParsableCommand {
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),
             headerTimeout: seconds(headerTimeout), bodyTimeout: seconds(bodyTimeout), idleTimeout: seconds(idleTimeout),
             shutdownTimeout: seconds(shutdownTimeout), maxConnections: maxConnections,
+            maxConnectionsPerClient: maxConnectionsPerClient, bodyMemoryBudget: bodyMemoryMegabytes << 20,
             accessLog: accessLog ? HTTPAccessLogEntry.writeToStandardOutput : nil,
             responsePolicy: HTTPResponsePolicy(compression: gzip ? HTTPCompression() : nil,
                                                cors: corsOrigins.isEmpty ? nil : try? HTTPCORSPolicy(allowedOrigins: corsOrigins))))

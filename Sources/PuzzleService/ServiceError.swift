@@ -43,6 +43,9 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
     case sampleNotFound(String)
+    /// The puzzle store (Redis) is down or too slow; the request may be retried.
+    /// → 503 `store_unavailable` with `Retry-After`
+    case storeUnavailable(store: String, reason: String)
 
     public var status: HTTPStatus {
         switch self {
@@ -51,7 +54,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel: .serviceUnavailable
+        case .noModel, .storeUnavailable: .serviceUnavailable
         }
     }
 
@@ -72,6 +75,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .noModel: "no_model"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
+        case .storeUnavailable: "store_unavailable"
         }
     }
 
@@ -94,7 +98,15 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .noModel(let kind): "no \(kind) model is loaded"
         case .puzzleNotFound(let id): "no puzzle with id '\(id)' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
+        case .storeUnavailable(let store, let reason):
+            "the puzzle store is unavailable, try again shortly (\(store): \(reason))"
         }
+    }
+
+    /// Seconds a client should wait before retrying, for the `Retry-After` header.
+    public var retryAfterSeconds: Int? {
+        if case .storeUnavailable = self { return 1 }
+        return nil
     }
 
     /// Translates an error from the libraries into the service's terms.
@@ -107,6 +119,11 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         switch error {
         case let error as ServiceError:
             return error
+        case let error as PuzzleStoreError:
+            switch error {
+            case .unavailable(let store, let reason): return .storeUnavailable(store: store, reason: reason)
+            case .entryTooLarge: return .unprocessableInput(error.description)
+            }
         case let error as PNGError:
             switch error {
             case .imageTooLarge(let width, let height, let channels, let limit):
@@ -171,9 +188,11 @@ extension ServiceError {
     /// gets a code from its status.
     public static let jsonRenderer: HTTPErrorRenderer = { failure in
         let code: String, message: String
+        var retryAfter: Int?
         switch failure {
         case .handlerError(let error as ServiceError):
             (code, message) = (error.code, error.description)
+            retryAfter = error.retryAfterSeconds
         case .handlerError:
             (code, message) = ("internal_error", failure.message)
         case .notFound:
@@ -195,7 +214,9 @@ extension ServiceError {
             }
             message = failure.message
         }
-        return errorResponse(code: code, message: message, status: failure.status)
+        var response = errorResponse(code: code, message: message, status: failure.status)
+        if let retryAfter { response.headers.set(name: "Retry-After", value: String(retryAfter)) }
+        return response
     }
 
     /// A JSON error response.

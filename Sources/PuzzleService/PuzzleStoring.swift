@@ -37,7 +37,8 @@ public enum PuzzleStoreError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .unavailable(let store, let reason): "the puzzle store \(store) is unavailable: \(reason)"
+        case .unavailable(let store, let reason):
+            "the puzzle store is unavailable: \(reason.contains(store) ? reason : "\(store): \(reason)")"
         case .entryTooLarge(let id, let bytes, let limit):
             "puzzle \(id) takes \(bytes) bytes, more than the store's limit of \(limit) bytes per puzzle"
         }

@@ -99,7 +99,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .puzzleNotFound(let id): "no puzzle with id '\(id)' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         case .storeUnavailable(let store, let reason):
-            "the puzzle store is unavailable, try again shortly (\(store): \(reason))"
+            "the puzzle store is unavailable, try again shortly (\(reason.contains(store) ? reason : "\(store): \(reason)"))"
         }
     }
 

@@ -67,7 +67,8 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .connectionClosed(let endpoint): "\(endpoint) closed the connection"
         case .transferFailed(let endpoint, let code): "connection to \(endpoint) failed: \(String(cString: strerror(code)))"
         case .poolExhausted(let endpoint, let milliseconds): "no free connection to \(endpoint) within \(milliseconds) ms"
-        case .backingOff(let endpoint, let lastFailure): "\(endpoint) is unreachable (\(lastFailure)); retrying shortly"
+        case .backingOff(let endpoint, let lastFailure):
+            lastFailure.contains(endpoint) ? "\(lastFailure) (retrying shortly)" : "\(endpoint): \(lastFailure) (retrying shortly)"
         case .serverError(let message): "Redis error: \(message)"
         case .unexpectedReply(let command, let reply): "unexpected reply to \(command): \(reply)"
         }

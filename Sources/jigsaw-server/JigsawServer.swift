@@ -97,7 +97,7 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Seconds a solved puzzle is kept (both stores).")
     var storeTTL = 3600.0
 
-    @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock).")
+    @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock and the process id). Replicas sharing a store must not share a seed: their ids would collide.")
     var seed: UInt64?
 
     @Flag(inversion: .prefixedNo, help: "Write one access-log line per request to standard output.")
@@ -139,6 +139,12 @@ struct JigsawServer: ParsableCommand {
         guard (1...512).contains(storeEntryMegabytes) else { throw ValidationError("--store-entry-megabytes must be in 1...512") }
         guard !storePrefix.isEmpty else { throw ValidationError("--store-prefix must not be empty") }
         guard (1...1_048_576).contains(storeMegabytes) else { throw ValidationError("--store-megabytes must be in 1...1048576") }
+    }
+
+    /// A seed that differs between replicas started in the same microsecond (their puzzle ids
+    /// share one key space when they share a store).
+    static func clockSeed() -> UInt64 {
+        UInt64(Date().timeIntervalSince1970 * 1e6) ^ (UInt64(UInt32(bitPattern: getpid())) << 40)
     }
 
     /// The Redis server of `--store`, `nil` for the memory store.
@@ -198,7 +204,7 @@ struct JigsawServer: ParsableCommand {
             configuration: ServiceConfiguration(
                 maximumImageSamples: maxImageSamples, maximumPieceListSamples: maxImageSamples,
                 maximumIterations: maxIterations, storeCapacity: storeCapacity, storeByteBudget: storeMegabytes << 20,
-                storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6),
+                storeTimeToLive: seconds(storeTTL), seed: seed ?? Self.clockSeed(),
                 concurrentWork: concurrentWork),
             publicDirectory: publicDirectory, store: puzzleStore)
         let server = service.makeServer(configuration: HTTPServerConfiguration(

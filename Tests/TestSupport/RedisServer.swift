@@ -5,11 +5,12 @@ import Sockets
 /// A throwaway `redis-server` for tests: its own free loopback port, its own temporary
 /// directory, no persistence; killed (and its directory removed) when released.
 public final class RedisServer: @unchecked Sendable {
-    /// The `redis-server` executable: `$REDIS_SERVER`, else the first on `PATH` or in the
-    /// usual system directories; `nil` when there is none.
+    /// The `redis-server` executable: `$REDIS_SERVER` when set (`REDIS_SERVER=none` skips the
+    /// Redis tests), else the first on `PATH` or in the usual system directories; `nil` when
+    /// there is none.
     public static let executable: String? = {
         let environment = ProcessInfo.processInfo.environment
-        if let path = environment["REDIS_SERVER"], FileManager.default.isExecutableFile(atPath: path) { return path }
+        if let path = environment["REDIS_SERVER"] { return FileManager.default.isExecutableFile(atPath: path) ? path : nil }
         let directories = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
             + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
         return directories.map { $0 + "/redis-server" }.first { FileManager.default.isExecutableFile(atPath: $0) }

@@ -106,6 +106,35 @@ struct RedisPuzzleStoreTests {
         #expect(try store.puzzle(id: puzzle.id) != nil)
         #expect(lines.value.count == 2, "one line when it went down, one when it came back: \(lines.value)")
     }
+
+    @Test("Redis slow (stopped): calls fail within the operation timeout, never hang; resumed: the store recovers")
+    func slowRedis() throws {
+        let server = try RedisServer()
+        let store = Self.store(server)
+        let puzzle = StoredPuzzleCodingTests.puzzle(grid: 2, channels: 1, truth: false, seed: 16)
+        try store.insert(puzzle)
+        server.pause(true)
+        defer { server.pause(false) }
+        var start = Date()
+        #expect { try store.puzzle(id: puzzle.id) } throws: { error in
+            guard case PuzzleStoreError.unavailable(_, let reason) = error else { return false }
+            return reason.contains("did not answer within 500 ms")
+        }
+        var elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed >= 0.45 && elapsed < 1.5, "\(elapsed) s: bounded by the 500 ms operation timeout")
+        start = Date()
+        #expect(throws: PuzzleStoreError.self) { try store.insert(puzzle) }
+        elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed < 1.5, "\(elapsed) s")
+        server.pause(false)
+        let deadline = Date().addingTimeInterval(5)
+        var recovered: StoredPuzzle?
+        while recovered == nil, Date() < deadline {
+            recovered = try? store.puzzle(id: puzzle.id)
+            if recovered == nil { usleep(20_000) }
+        }
+        #expect(recovered != nil, "the puzzle stored before the stall is read again")
+    }
 }
 
 final class LogLines: @unchecked Sendable {

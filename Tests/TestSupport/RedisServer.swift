@@ -84,6 +84,13 @@ public final class RedisServer: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the server: a stopped server keeps its
+    /// connections and accepts new ones into the backlog but never answers — a slow Redis.
+    public func pause(_ paused: Bool) {
+        guard let process = lock.withLock({ self.process }), process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, paused ? SIGSTOP : SIGCONT)
+    }
+
     /// Whether something on the port answers a RESP `PING` (any reply, so a password does not matter).
     private func answers() -> Bool {
         guard let descriptor = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMilliseconds: 200) else { return false }

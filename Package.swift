@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Jigsaw", targets: ["Jigsaw"]),
         .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "HTTPCore", targets: ["HTTPCore"]),
+        .library(name: "RESP", targets: ["RESP"]),
         .library(name: "PuzzleService", targets: ["PuzzleService"]),
         .executable(name: "jigsaw-server", targets: ["jigsaw-server"]),
         .executable(name: "jigsaw-train", targets: ["jigsaw-train"]),
@@ -35,10 +36,11 @@ let package = Package(
         .target(name: "Jigsaw", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "CPNG", "CZlib", "CTurboJPEG", "CWebP"], swiftSettings: optimise),
         .target(name: "Sockets"),
         .target(name: "HTTPCore", dependencies: ["Sockets", "CZlib"]),
-        .target(name: "PuzzleService", dependencies: ["HTTPCore", "Jigsaw", "Sorting", "NeuralNet", "Permutations", "TensorKit"]),
+        .target(name: "RESP", dependencies: ["Sockets"]),
+        .target(name: "PuzzleService", dependencies: ["HTTPCore", "RESP", "Jigsaw", "Sorting", "NeuralNet", "Permutations", "TensorKit"]),
 
         .executableTarget(name: "jigsaw-server", dependencies: [
-            "PuzzleService", "HTTPCore", "TensorKit",
+            "PuzzleService", "HTTPCore", "RESP", "TensorKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jigsaw-train", dependencies: [
@@ -53,10 +55,11 @@ let package = Package(
         .testTarget(name: "PermutationsTests", dependencies: ["Permutations", "TensorKit"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "TensorKit", "TestSupport"]),
         .testTarget(name: "SortingTests", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
-        .target(name: "TestSupport", dependencies: ["TensorKit"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["TensorKit", "Sockets"], path: "Tests/TestSupport"),
         .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "CZlib"]),
-        .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "Jigsaw", "NeuralNet", "TensorKit", "TestSupport"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP", "Sockets", "TestSupport"]),
+        .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "RESP", "Jigsaw", "NeuralNet", "TensorKit", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

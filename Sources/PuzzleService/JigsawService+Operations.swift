@@ -89,14 +89,31 @@ extension JigsawService {
         return try ResponseEncoding.json(ModelBody(model, isDefault: model.name == registry.defaultJigsawModel?.name))
     }
 
-    /// `GET /readyz`: 200 once at least one model is loaded, else 503.
+    /// `GET /readyz`: 200 once at least one model is loaded, else 503; the body also tells
+    /// whether the puzzle store answers (`store.status` `available` or `unavailable: …`).
+    ///
+    /// A down store does not make the replica unready: solves still answer (without storing),
+    /// and a shared store that is down would otherwise take every replica out of the load
+    /// balancer at once.
     func readiness(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Store: Encodable {
+            var name: String
+            var status: String
+        }
         struct Body: Encodable {
             var status: String
             var models: [String]
+            var store: Store
         }
         let names = registry.models.map(\.name)
-        return try ResponseEncoding.json(Body(status: names.isEmpty ? "not ready: no models loaded" : "ready", models: names),
+        var storeStatus = "available"
+        do {
+            try store.checkAvailability()
+        } catch {
+            storeStatus = "unavailable: \(error)"
+        }
+        return try ResponseEncoding.json(Body(status: names.isEmpty ? "not ready: no models loaded" : "ready", models: names,
+                                              store: Store(name: store.name, status: storeStatus)),
                                          status: names.isEmpty ? .serviceUnavailable : .ok)
     }
 
@@ -142,8 +159,8 @@ extension JigsawService {
         family("jigsaw_soft_reconstructions_total", "counter", "Soft reconstructions computed.", [("", counters.softReconstructions)])
         family("jigsaw_samples_served_total", "counter", "Sample puzzles made.", [("", counters.samplesServed)])
         family("jigsaw_scrambles_total", "counter", "Uploads scrambled.", [("", counters.scrambles)])
-        family("jigsaw_puzzle_store_entries", "gauge", "Puzzles in the store.", [("", store.entries)])
-        family("jigsaw_puzzle_store_bytes", "gauge", "Bytes held by the store.", [("", store.bytes)])
+        if let entries = store.entries { family("jigsaw_puzzle_store_entries", "gauge", "Puzzles in the store.", [("", entries)]) }
+        if let bytes = store.bytes { family("jigsaw_puzzle_store_bytes", "gauge", "Bytes held by the store.", [("", bytes)]) }
         family("jigsaw_puzzle_store_evictions_total", "counter", "Puzzles evicted by the store bounds.", [("", store.evictions)])
         family("jigsaw_puzzle_store_expirations_total", "counter", "Puzzles dropped after their time to live.", [("", store.expirations)])
         let occupancy = workGate.occupancy
@@ -152,6 +169,8 @@ extension JigsawService {
         family("jigsaw_work_shed_total", "counter", "Requests shed with 503 by the heavy-work queue.", [("", workGate.shedCount)])
         family("jigsaw_work_abandoned_total", "counter", "Requests dropped before their work because their client had gone.",
                [("", workGate.abandonedCount)])
+        family("jigsaw_puzzle_store_failures_total", "counter", "Store calls that failed (store unavailable).", [("", store.failures)])
+        family("jigsaw_puzzle_store_corrupt_total", "counter", "Stored values unreadable as puzzles.", [("", store.corruptEntries)])
         family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
         text += lines.joined(separator: "\n") + "\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))

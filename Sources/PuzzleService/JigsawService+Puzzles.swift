@@ -60,14 +60,19 @@ extension JigsawService {
         let (model, network) = (choice.model, choice.configuration)
         let puzzle = try solvePuzzle(cells, model: model, configuration: network, temperature: temperature,
                                      iterations: iterations, origin: origin, timing: timing)
+        let warnings = choice.warnings + (puzzle.storeWarning.map { [$0] } ?? [])
         if wantsPNG {
             var headers = [
                 ("X-Puzzle-Id", puzzle.stored.id), ("X-Model", model.name),
                 ("X-Permutation", puzzle.stored.permutation.map(String.init).joined(separator: ",")),
-                ("Content-Location", "/v1/puzzles/\(puzzle.stored.id)/solution.png"),
             ]
+            if puzzle.storeWarning == nil {
+                headers.append(("Content-Location", "/v1/puzzles/\(puzzle.stored.id)/solution.png"))
+            } else {
+                headers.append(("X-Puzzle-Stored", "false"))
+            }
             if let detection = choice.detection { headers.append(("X-Detected-Grid", String(detection.grid))) }
-            for warning in choice.warnings { headers.append(("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")) }
+            for warning in warnings { headers.append(("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")) }
             let png = try timing.measure("encode") { () throws(ServiceError) in
                 try PuzzleSolver.png(Puzzle.assemble(puzzle.stored.pieces, permutations: [puzzle.stored.permutation]))
             }
@@ -75,9 +80,10 @@ extension JigsawService {
             return ResponseEncoding.png(png, headers: headers)
         }
         var response = try timing.measure("encode") { () throws -> HTTPResponse in
-            var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft, format: format)
+            var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft, format: format,
+                                      isStored: puzzle.storeWarning == nil)
             body.gridDetection = choice.detection.map(GridDetectionBody.init)
-            body.warnings = choice.warnings.isEmpty ? nil : choice.warnings
+            body.warnings = warnings.isEmpty ? nil : warnings
             return try ResponseEncoding.json(body)
         }
         response.headers.set(name: "Server-Timing", value: timing.header)
@@ -111,9 +117,14 @@ extension JigsawService {
     }
 
     /// Scores, matches and stores a puzzle made of scrambled cells.
+    ///
+    /// A store that is down or refuses the puzzle does not fail the solve: the answer is worth
+    /// more to the client than the links to it, so the solution is returned with `storeWarning`
+    /// saying why it was not stored (the routes under `/v1/puzzles/{id}` will not find it).
     func solvePuzzle(_ cells: [Image], model: ServiceModel, configuration network: JigsawNetworkConfiguration,
                      temperature: Float?, iterations: Int, origin: String,
-                     truth: [Int]? = nil, timing: ServerTiming = ServerTiming()) throws(ServiceError) -> (stored: StoredPuzzle, soft: SoftMatrixBody?) {
+                     truth: [Int]? = nil, timing: ServerTiming = ServerTiming()
+    ) throws(ServiceError) -> (stored: StoredPuzzle, soft: SoftMatrixBody?, storeWarning: String?) {
         let prepared = try timing.measure("resize") { () throws(ServiceError) in
             try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
         }
@@ -123,16 +134,21 @@ extension JigsawService {
         let stored = StoredPuzzle(id: makeIdentifier(), model: model.name, grid: network.grid, pieces: prepared.display,
                                   scores: solution.scores, permutation: solution.permutation,
                                   confidence: solution.confidence, truth: truth, origin: origin)
-        store.insert(stored)
+        var storeWarning: String?
+        do {
+            try timing.measure("store") { () throws(PuzzleStoreError) in try store.insert(stored) }
+        } catch {
+            storeWarning = "the puzzle was solved but not stored, so its /v1/puzzles links will not find it: \(error)"
+        }
         counters.update { $0.puzzlesSolved[model.name, default: 0] += 1 }
         let soft = temperature.map { SoftMatrixBody(solution.soft, tau: $0, iterations: iterations, marginalError: solution.marginalError) }
-        return (stored, soft)
+        return (stored, soft, storeWarning)
     }
 
     /// The JSON description of a stored puzzle.
     func puzzleBody(_ puzzle: StoredPuzzle, includeImages: Bool, soft: SoftMatrixBody? = nil,
                     scrambled: Bool = false, sample: SampleBody? = nil, scores: Bool = false,
-                    format: ReconstructionFormat = .automatic) throws(ServiceError) -> PuzzleBody {
+                    format: ReconstructionFormat = .automatic, isStored: Bool = true) throws(ServiceError) -> PuzzleBody {
         let reconstruction = includeImages
             ? try PuzzleSolver.reconstruction(Puzzle.assemble(puzzle.pieces, permutations: [puzzle.permutation]), format: format)
             : nil
@@ -143,14 +159,20 @@ extension JigsawService {
                           reconstructionType: reconstruction?.mediaType, scrambled: scrambledImage,
                           scores: scores ? ResponseEncoding.rows(puzzle.scores) : nil, soft: soft,
                           truth: puzzle.truth, correctPieces: correct, sample: sample, origin: puzzle.origin,
-                          created: ResponseEncoding.timestamp(puzzle.created), links: PuzzleLinks(id: puzzle.id))
+                          created: ResponseEncoding.timestamp(puzzle.created), links: isStored ? PuzzleLinks(id: puzzle.id) : nil)
     }
 
     // MARK: - /v1/puzzles/{id}...
 
     private func storedPuzzle(_ request: HTTPRequest) throws(ServiceError) -> StoredPuzzle {
         let id = request.pathParameters["id"] ?? ""
-        guard let puzzle = store.puzzle(id: id) else { throw .puzzleNotFound(id: id) }
+        let found: StoredPuzzle?
+        do {
+            found = try store.puzzle(id: id)
+        } catch {
+            throw ServiceError.wrapping(error)
+        }
+        guard let puzzle = found else { throw .puzzleNotFound(id: id) }
         return puzzle
     }
 
@@ -276,7 +298,9 @@ extension JigsawService {
                                      iterations: iterations, origin: "sample \(name) \(index)", truth: scrambled.permutation)
         counters.update { $0.samplesServed += 1 }
         let sample = SampleBody(dataset: name, index: index, label: dataset.labels?[index], seed: seed)
-        return try ResponseEncoding.json(try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft,
-                                                        scrambled: true, sample: sample, format: format))
+        var body = try puzzleBody(puzzle.stored, includeImages: true, soft: puzzle.soft, scrambled: true, sample: sample,
+                                  format: format, isStored: puzzle.storeWarning == nil)
+        body.warnings = puzzle.storeWarning.map { [$0] }
+        return try ResponseEncoding.json(body)
     }
 }

@@ -21,8 +21,8 @@ public final class JigsawService: Sendable {
     public let samples: SampleSet
     /// Limits and defaults.
     public let configuration: ServiceConfiguration
-    /// The solved puzzles.
-    public let store: PuzzleStore
+    /// The solved puzzles: in memory by default, or shared (``RedisPuzzleStore``).
+    public let store: any PuzzleStoring
     /// The directory of the web page, if served.
     public let publicDirectory: String?
 
@@ -40,16 +40,19 @@ public final class JigsawService: Sendable {
     ///   - configuration: limits and defaults.
     ///   - publicDirectory: a directory of static files served for paths no route matches
     ///     (`/` serves its `index.html`).
-    ///   - clock: the store's monotonic clock in nanoseconds (injectable for tests).
+    ///   - store: where solved puzzles are kept; `nil` makes a ``PuzzleStore`` in memory with the
+    ///     configuration's bounds and time to live.
+    ///   - clock: the in-memory store's monotonic clock in nanoseconds (injectable for tests).
     public init(registry: ModelRegistry, samples: SampleSet = SampleSet(datasets: [:]),
                 configuration: ServiceConfiguration = ServiceConfiguration(), publicDirectory: String? = nil,
+                store: (any PuzzleStoring)? = nil,
                 clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
         self.registry = registry
         self.samples = samples
         self.configuration = configuration
         self.publicDirectory = publicDirectory
-        store = PuzzleStore(capacity: configuration.storeCapacity, byteBudget: configuration.storeByteBudget,
-                            timeToLive: configuration.storeTimeToLive, clock: clock)
+        self.store = store ?? PuzzleStore(capacity: configuration.storeCapacity, byteBudget: configuration.storeByteBudget,
+                                          timeToLive: configuration.storeTimeToLive, clock: clock)
         generator = Locked(SeededGenerator(seed: configuration.seed))
         workGate = WorkGate(slots: configuration.concurrentWork, maximumWaiting: configuration.workQueueLength,
                             maximumWait: configuration.workQueueTimeout)

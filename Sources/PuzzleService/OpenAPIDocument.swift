@@ -58,7 +58,7 @@ enum OpenAPIDocument {
     },
     "/v1/solve": {
       "post": {"summary": "Solve a scrambled puzzle", "operationId": "solve",
-        "description": "Body: a scrambled image, PNG (any colour type, bit depth or interlacing), JPEG (baseline or progressive, gray, YCbCr or CMYK; EXIF orientation applied; photos decoded at the 1/2, 1/4 or 1/8 DCT scale that keeps at least the display size, 512 px by default, on the long side) or still WebP, or JSON with pieces (base64 images or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 image). The format is read from the magic bytes, whatever the Content-Type says; GIF, BMP, TIFF, HEIC and AVIF get 415 unsupported_image_format, animations 422. An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. With no model named, a colour photo goes to the photo model of the grid found in the seams of the scrambled image (grid_detection in the answer), a piece list to the model of its piece count, and grid=N to that grid's model; an input unlike the model's training data (a colour photo given to a digit model) is solved with a note in warnings (a Warning header with Accept: image/png). A non-square image is cut into non-square pieces, each resized to the model's square piece side (the photo models are trained on crops squeezed the same way). Server-Timing gives the milliseconds of each phase (decode, detect, cut, resize, queue: waiting for a forward pass under dynamic batching, network: the forward pass of the batch the request ran in, match, confidence, encode). The puzzle is stored (LRU with a time to live) for the /v1/puzzles routes.",
+        "description": "Body: a scrambled image, PNG (any colour type, bit depth or interlacing), JPEG (baseline or progressive, gray, YCbCr or CMYK; EXIF orientation applied; photos decoded at the 1/2, 1/4 or 1/8 DCT scale that keeps at least the display size, 512 px by default, on the long side) or still WebP, or JSON with pieces (base64 images or [H][W] / [C][H][W] arrays of numbers in [0, 1], in scrambled order) or image (a base64 image). The format is read from the magic bytes, whatever the Content-Type says; GIF, BMP, TIFF, HEIC and AVIF get 415 unsupported_image_format, animations 422. An image is centre-cropped to a multiple of the model's grid and cut into cells; every piece is resized on its own to the model's piece side (area filter when shrinking, bilinear when enlarging) and converted to its channels (alpha composited on black, colour to BT.601 luma for gray models). JSON fields override the query. With no model named, a colour photo goes to the photo model of the grid found in the seams of the scrambled image (grid_detection in the answer), a piece list to the model of its piece count, and grid=N to that grid's model; an input unlike the model's training data (a colour photo given to a digit model) is solved with a note in warnings (a Warning header with Accept: image/png). A non-square image is cut into non-square pieces, each resized to the model's square piece side (the photo models are trained on crops squeezed the same way). Server-Timing gives the milliseconds of each phase (decode, detect, cut, resize, queue: waiting for a forward pass under dynamic batching, network: the forward pass of the batch the request ran in, match, confidence, store, encode). The puzzle is stored (LRU with a time to live, in memory or in the shared Redis of --store) for the /v1/puzzles routes; when the store is down the solve still answers, without links and with a note in warnings (X-Puzzle-Stored: false and a Warning header with Accept: image/png).",
         "parameters": [
           {"$ref": "#/components/parameters/Model"},
           {"name": "grid", "in": "query", "required": false, "description": "Pieces per side: choose the model of this grid (with model: must match it)", "schema": {"type": "integer", "minimum": 1, "maximum": 16}},
@@ -86,7 +86,8 @@ enum OpenAPIDocument {
         "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
         "responses": {
           "200": {"description": "The puzzle", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Puzzle"}}}},
-          "404": {"$ref": "#/components/responses/Error"}}}
+          "404": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/StoreUnavailable"}}}
     },
     "/v1/puzzles/{id}/soft": {
       "get": {"summary": "Soft reconstruction S(X/tau) applied to the pieces (out[j] = sum_i P[i,j] piece[i])", "operationId": "softReconstruction",
@@ -101,17 +102,18 @@ enum OpenAPIDocument {
             "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "soft": {"$ref": "#/components/schemas/SoftMatrix"}}}}}},
           "400": {"$ref": "#/components/responses/Error"},
           "404": {"$ref": "#/components/responses/Error"},
-          "422": {"$ref": "#/components/responses/Error"}}}
+          "422": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/StoreUnavailable"}}}
     },
     "/v1/puzzles/{id}/scrambled.png": {
       "get": {"summary": "The scrambled image as stored", "operationId": "scrambledImage",
         "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
-        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}}}
+        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/StoreUnavailable"}}}
     },
     "/v1/puzzles/{id}/solution.png": {
       "get": {"summary": "The reconstruction by the hard matching", "operationId": "solutionImage",
         "parameters": [{"$ref": "#/components/parameters/PuzzleId"}],
-        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}}}
+        "responses": {"200": {"$ref": "#/components/responses/PNG"}, "404": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/StoreUnavailable"}}}
     },
     "/v1/scramble": {
       "post": {"summary": "Cut an uploaded PNG, JPEG or WebP image into a grid and shuffle the cells", "operationId": "scramble",
@@ -177,13 +179,15 @@ enum OpenAPIDocument {
     },
     "responses": {
       "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "StoreUnavailable": {"description": "store_unavailable: the puzzle store (Redis, with --store redis://...) is down or did not answer within --store-timeout; retry after Retry-After seconds. Solves do not fail this way: they answer without storing (no links, a note in warnings).", "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying"}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "PNG": {"description": "A PNG image", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
     },
     "schemas": {
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string", "enum": ["invalid_parameter", "invalid_json", "empty_body", "invalid_image", "image_too_large", "unsupported_media_type", "unprocessable_input", "numerical_failure", "model_not_found", "wrong_model_kind", "no_model", "puzzle_not_found", "sample_not_found", "not_found", "method_not_allowed", "content_too_large", "uri_too_long", "header_fields_too_large", "malformed_request", "request_timeout", "service_unavailable", "not_implemented", "http_version_not_supported", "internal_error"]},
+        "code": {"type": "string", "enum": ["invalid_parameter", "invalid_json", "empty_body", "invalid_image", "image_too_large", "unsupported_media_type", "unprocessable_input", "numerical_failure", "model_not_found", "wrong_model_kind", "no_model", "puzzle_not_found", "sample_not_found", "store_unavailable", "not_found", "method_not_allowed", "content_too_large", "uri_too_long", "header_fields_too_large", "malformed_request", "request_timeout", "service_unavailable", "not_implemented", "http_version_not_supported", "internal_error"]},
         "message": {"type": "string"}}}}},
-      "Readiness": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}}}},
+      "Readiness": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}},
+        "store": {"type": "object", "description": "The puzzle store and whether it answers now; a down store does not make the replica unready (solves still answer, unstored)", "properties": {"name": {"type": "string", "example": "redis://cache:6379/0"}, "status": {"type": "string", "example": "available"}}}}},
       "Piece": {"oneOf": [
         {"type": "string", "description": "base64 PNG (a data: URL prefix is accepted)"},
         {"type": "array", "description": "[H][W] or [C][H][W] numbers in [0, 1]", "items": {"type": "array", "items": {}}}]},
@@ -198,7 +202,7 @@ enum OpenAPIDocument {
         "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
         "row_marginal_error": {"type": "number"}}},
       "Links": {"type": "object", "properties": {"self": {"type": "string"}, "scrambled": {"type": "string"}, "solution": {"type": "string"}, "soft": {"type": "string"}}},
-      "Puzzle": {"type": "object", "required": ["id", "model", "grid", "permutation", "confidence", "links"], "properties": {
+      "Puzzle": {"type": "object", "required": ["id", "model", "grid", "permutation", "confidence"], "properties": {
         "id": {"type": "string"}, "model": {"type": "string"}, "grid": {"type": "integer"},
         "permutation": {"type": "array", "items": {"type": "integer"}, "description": "permutation[i] = cell of scrambled piece i"},
         "confidence": {"type": "array", "items": {"type": "number"}, "description": "S(X/tau)[i, permutation[i]]"},
@@ -215,7 +219,7 @@ enum OpenAPIDocument {
         "correct_pieces": {"type": "integer"},
         "sample": {"type": "object", "properties": {"dataset": {"type": "string"}, "index": {"type": "integer"}, "label": {"type": "integer"}, "seed": {"type": "integer"}}},
         "origin": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
-        "links": {"$ref": "#/components/schemas/Links"}}},
+        "links": {"allOf": [{"$ref": "#/components/schemas/Links"}], "description": "Absent when the puzzle could not be stored (store down or entry too large; warnings says why)"}}},
       "Scramble": {"type": "object", "properties": {
         "grid": {"type": "integer"}, "seed": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"},
         "permutation": {"type": "array", "items": {"type": "integer"}}, "image": {"type": "string", "description": "base64 PNG"}}},

@@ -49,11 +49,11 @@ public struct StoredPuzzle: Sendable {
 
 /// A bounded in-memory store of solved puzzles: least recently used entries are evicted when
 /// the entry count or the byte budget is exceeded, and an entry expires `timeToLive` after it
-/// was stored. Safe to use from any thread.
+/// was stored. Safe to use from any thread. The default ``PuzzleStoring``: it never fails.
 ///
 /// - Complexity: O(1) lookups and inserts (a hash map over a doubly linked recency list),
 ///   amortised over evictions.
-public final class PuzzleStore: @unchecked Sendable {
+public final class PuzzleStore: PuzzleStoring, @unchecked Sendable {
     // Thread safety: every mutable property is touched only with `lock` held.
     private final class Node {
         var puzzle: StoredPuzzle
@@ -137,13 +137,13 @@ public final class PuzzleStore: @unchecked Sendable {
         }
     }
 
-    /// Counters for `/metrics`.
-    public struct Statistics: Sendable, Equatable {
-        public var entries: Int
-        public var bytes: Int
-        public var evictions: Int
-        public var expirations: Int
-    }
+    public typealias Statistics = PuzzleStoreStatistics
+
+    /// `memory`.
+    public var name: String { "memory" }
+
+    /// Always available.
+    public func checkAvailability() {}
 
     /// The current counters.
     public var statistics: Statistics {

@@ -82,7 +82,8 @@ struct PuzzleBody: Encodable {
     var sample: SampleBody?
     var origin: String
     var created: String
-    var links: PuzzleLinks
+    /// The puzzle's routes; absent when the store could not keep it (see `warnings`).
+    var links: PuzzleLinks?
     /// How the grid was found when the request named neither a model nor a grid.
     var gridDetection: GridDetectionBody? = nil
     /// Notes on the input or the choice of model (e.g. a colour photo given to a digit model).

@@ -47,6 +47,9 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
     case sampleNotFound(String)
+    /// The puzzle store (Redis) is down or too slow; the request may be retried.
+    /// → 503 `store_unavailable` with `Retry-After`
+    case storeUnavailable(store: String, reason: String)
 
     public var status: HTTPStatus {
         switch self {
@@ -55,7 +58,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel, .overloaded, .clientClosed: .serviceUnavailable
+        case .noModel, .overloaded, .clientClosed, .storeUnavailable: .serviceUnavailable
         }
     }
 
@@ -78,6 +81,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .clientClosed: "client_closed"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
+        case .storeUnavailable: "store_unavailable"
         }
     }
 
@@ -102,6 +106,8 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .clientClosed: "the client closed the connection before the work started"
         case .puzzleNotFound(let id): "no puzzle with id '\(Self.excerpt(id))' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
+        case .storeUnavailable(let store, let reason):
+            "the puzzle store is unavailable, try again shortly (\(reason.contains(store) ? reason : "\(store): \(reason)"))"
         }
     }
 
@@ -116,6 +122,13 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         return "\(text.prefix(excerptLength))… (\(text.utf8.count) bytes)"
     }
 
+    /// Seconds a client should wait before retrying, for the `Retry-After` header.
+    public var retryAfterSeconds: Int? {
+        if case .storeUnavailable = self { return 1 }
+        if case .overloaded(_, let seconds) = self { return seconds }
+        return nil
+    }
+
     /// Translates an error from the libraries into the service's terms.
     ///
     /// Image decoding errors become `invalid_image` (corrupt, truncated or unrecognised data),
@@ -126,6 +139,11 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         switch error {
         case let error as ServiceError:
             return error
+        case let error as PuzzleStoreError:
+            switch error {
+            case .unavailable(let store, let reason): return .storeUnavailable(store: store, reason: reason)
+            case .entryTooLarge: return .unprocessableInput(error.description)
+            }
         case let error as PNGError:
             switch error {
             case .imageTooLarge(let width, let height, let channels, let limit):
@@ -190,11 +208,11 @@ extension ServiceError {
     /// gets a code from its status.
     public static let jsonRenderer: HTTPErrorRenderer = { failure in
         let code: String, message: String
+        var retryAfter: Int?
         switch failure {
         case .handlerError(let error as ServiceError):
-            var response = errorResponse(code: error.code, message: error.description, status: error.status)
-            if case .overloaded(_, let retryAfter) = error { response.headers.set(name: "Retry-After", value: String(retryAfter)) }
-            return response
+            (code, message) = (error.code, error.description)
+            retryAfter = error.retryAfterSeconds
         case .handlerError:
             (code, message) = ("internal_error", failure.message)
         case .notFound:
@@ -216,7 +234,9 @@ extension ServiceError {
             }
             message = failure.message
         }
-        return errorResponse(code: code, message: message, status: failure.status)
+        var response = errorResponse(code: code, message: message, status: failure.status)
+        if let retryAfter { response.headers.set(name: "Retry-After", value: String(retryAfter)) }
+        return response
     }
 
     /// A JSON error response.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPCore
 import PuzzleService
+import RESP
 import TensorKit
 
 /// `jigsaw-server`: serves the jigsaw-puzzle API and the web page.
@@ -92,16 +93,34 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "Seconds a graceful shutdown waits for requests in flight.")
     var shutdownTimeout = 30.0
 
-    @Option(help: "Most puzzles kept in memory.")
+    @Option(help: ArgumentHelp(
+        "Where solved puzzles are kept: memory, or a Redis server shared by replicas.",
+        discussion: "redis://[[user]:password@]host[:port][/db]; bound its total size with Redis' maxmemory and an LRU policy.",
+        valueName: "memory|redis-url"))
+    var store = "memory"
+
+    @Option(help: "Seconds a Redis command may take before the store counts as unavailable (503 store_unavailable).")
+    var storeTimeout = 1.0
+
+    @Option(help: "Seconds to open a connection to Redis.")
+    var storeConnectTimeout = 0.25
+
+    @Option(help: "Largest puzzle stored in Redis, in megabytes (larger ones are solved but not stored).")
+    var storeEntryMegabytes = 16
+
+    @Option(help: "Prefix of the Redis keys of puzzles.")
+    var storePrefix = "jigsaw:puzzle:"
+
+    @Option(help: "Most puzzles kept in memory (memory store).")
     var storeCapacity = 1024
 
-    @Option(help: "Most megabytes of puzzles kept in memory.")
+    @Option(help: "Most megabytes of puzzles kept in memory (memory store).")
     var storeMegabytes = 256
 
-    @Option(help: "Seconds a solved puzzle is kept.")
+    @Option(help: "Seconds a solved puzzle is kept (both stores).")
     var storeTTL = 3600.0
 
-    @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock).")
+    @Option(help: "Seed of the generator of puzzle ids and default scramble seeds (default: the clock and the process id). Replicas sharing a store must not share a seed: their ids would collide.")
     var seed: UInt64?
 
     @Option(name: .customLong("cors-origin"),
@@ -156,7 +175,29 @@ struct JigsawServer: ParsableCommand {
             }
         }
         guard storeCapacity >= 1 else { throw ValidationError("--store-capacity must be positive") }
+        _ = try redisEndpoint()
+        for (name, value) in [("--store-timeout", storeTimeout), ("--store-connect-timeout", storeConnectTimeout)] {
+            guard value.isFinite, value >= 0.001, value <= 60 else { throw ValidationError("\(name) must be in 0.001...60 seconds") }
+        }
+        guard (1...512).contains(storeEntryMegabytes) else { throw ValidationError("--store-entry-megabytes must be in 1...512") }
+        guard !storePrefix.isEmpty else { throw ValidationError("--store-prefix must not be empty") }
         guard (1...1_048_576).contains(storeMegabytes) else { throw ValidationError("--store-megabytes must be in 1...1048576") }
+    }
+
+    /// A seed that differs between replicas started in the same microsecond (their puzzle ids
+    /// share one key space when they share a store).
+    static func clockSeed() -> UInt64 {
+        UInt64(Date().timeIntervalSince1970 * 1e6) ^ (UInt64(UInt32(bitPattern: getpid())) << 40)
+    }
+
+    /// The Redis server of `--store`, `nil` for the memory store.
+    func redisEndpoint() throws -> RedisEndpoint? {
+        guard store != "memory" else { return nil }
+        do {
+            return try RedisEndpoint(url: store)
+        } catch {
+            throw ValidationError("--store must be memory or redis://[[user]:password@]host[:port][/db]: \(error)")
+        }
     }
 
     func run() throws {
@@ -185,15 +226,32 @@ struct JigsawServer: ParsableCommand {
             throw ExitCode.failure
         }
         let seconds = { (value: Double) in Duration.milliseconds(Int64((value * 1000).rounded())) }
+        var puzzleStore: (any PuzzleStoring)?
+        if let endpoint = try redisEndpoint() {
+            let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("jigsaw-server: \($0)\n".utf8)) }
+            let redis = RedisPuzzleStore(
+                endpoint: endpoint, timeToLive: seconds(storeTTL), maximumEntryBytes: storeEntryMegabytes << 20,
+                keyPrefix: storePrefix,
+                timeouts: RedisTimeouts(connect: seconds(storeConnectTimeout), operation: seconds(storeTimeout)),
+                connections: max(8, concurrentWork * 2), log: log)
+            // A store that is down at start is no reason not to serve: solves still answer, and
+            // the store recovers by itself when Redis comes back.
+            do {
+                try redis.checkAvailability()
+            } catch {
+                log("starting anyway: \(error)")
+            }
+            puzzleStore = redis
+        }
         let service = JigsawService(
             registry: registry, samples: sampleSet,
             configuration: ServiceConfiguration(
                 maximumImageSamples: maxImageSamples, maximumPieceListSamples: maxImageSamples,
                 maximumIterations: maxIterations, storeCapacity: storeCapacity, storeByteBudget: storeMegabytes << 20,
-                storeTimeToLive: seconds(storeTTL), seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1e6),
+                storeTimeToLive: seconds(storeTTL), seed: seed ?? Self.clockSeed(),
                 concurrentWork: concurrentWork, workQueueLength: workQueue,
                 workQueueTimeout: seconds(workTimeout)),
-            publicDirectory: publicDirectory)
+            publicDirectory: publicDirectory, store: puzzleStore)
         let server = service.makeServer(configuration: HTTPServerConfiguration(
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),
             headerTimeout: seconds(headerTimeout), bodyTimeout: seconds(bodyTimeout), idleTimeout: seconds(idleTimeout),
@@ -211,7 +269,8 @@ struct JigsawServer: ParsableCommand {
         let names = registry.models.map { $0.name + ($0.isInferred ? " (configuration inferred)" : "") }
         var banner = "models: \(names.isEmpty ? "none (readyz answers 503)" : names.joined(separator: ", "))"
         if let name = registry.defaultJigsawModel?.name { banner += "; default \(name)" }
-        banner += "; samples: \(sampleSet.datasets.keys.sorted().joined(separator: ", "))\n"
+        banner += "; samples: \(sampleSet.datasets.keys.sorted().joined(separator: ", "))"
+        banner += "; store: \(service.store.name)\n"
         let shownHost = host.contains(":") ? "[\(host)]" : host
         FileHandle.standardOutput.write(Data((banner + "listening on http://\(shownHost):\(server.port)\n").utf8))
         server.waitForTermination()

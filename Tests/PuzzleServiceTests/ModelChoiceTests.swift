@@ -139,7 +139,7 @@ struct ModelChoiceTests {
                 let header = reply.headers["server-timing"] ?? ""
                 let phases = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let names = phases.map { String($0.split(separator: ";")[0]) }
-                #expect(names == ["decode", "detect", "cut", "resize", "queue", "network", "match", "confidence", "encode"], "\(header)")
+                #expect(names == ["decode", "detect", "cut", "resize", "queue", "network", "match", "confidence", "store", "encode"], "\(header)")
                 let durations = phases.compactMap { $0.split(separator: "=").last.flatMap { Double($0) } }
                 #expect(durations.count == names.count && durations.allSatisfy { $0 >= 0 }, "\(header)")
             }

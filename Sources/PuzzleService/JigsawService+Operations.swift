@@ -32,6 +32,7 @@ extension JigsawService {
         let temperature = try request.temperature(body.tau, default: nil)
         let iterations = try request.iterations(body.iterations, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)
+        try model.checkAvailable()
         var values = numbers.map(Float.init)
         let padding = n - numbers.count
         if padding > 0 {
@@ -43,6 +44,10 @@ extension JigsawService {
             }
         }
         let scores = workGate.setAside { batcher.run(Tensor(shape: [1, n], storage: values)).output }.reshaped([n, n])
+        // Far below float32's range, a network with finite weights has no excuse for non-finite scores.
+        if values.allSatisfy({ abs($0) <= Self.sortingInputScale }) {
+            try model.checkScores(scores, maximumMagnitude: nil)
+        }
         let slots: [Int]
         do {
             slots = try LinearAssignment.matchings(scores: scores).first ?? []
@@ -63,6 +68,10 @@ extension JigsawService {
         return try ResponseEncoding.json(SortBody(model: model.name, count: realCount, padded: padding,
                                                   permutation: permutation, sorted: sorted, soft: soft))
     }
+
+    /// The largest input magnitude for which non-finite scores of a sorting network are taken as
+    /// its own failure rather than an overflow caused by the numbers sent.
+    static let sortingInputScale: Float = 1e6
 
     // MARK: - Models, health, metrics
 
@@ -89,15 +98,26 @@ extension JigsawService {
         return try ResponseEncoding.json(ModelBody(model, isDefault: model.name == registry.defaultJigsawModel?.name))
     }
 
-    /// `GET /readyz`: 200 once at least one model is loaded, else 503.
+    /// `GET /readyz`: 200 once at least one model is loaded and every model serves; 503 with no
+    /// models, or with the failed models under `failed` (a model whose network produced unusable
+    /// scores: its weights file must be replaced).
     func readiness(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Failed: Encodable {
+            var name: String
+            var reason: String
+        }
         struct Body: Encodable {
             var status: String
             var models: [String]
+            var failed: [Failed]?
         }
-        let names = registry.models.map(\.name)
-        return try ResponseEncoding.json(Body(status: names.isEmpty ? "not ready: no models loaded" : "ready", models: names),
-                                         status: names.isEmpty ? .serviceUnavailable : .ok)
+        let names = registry.models.filter(\.isReady).map(\.name)
+        let failed = registry.models.compactMap { model in model.failureReason.map { Failed(name: model.name, reason: $0) } }
+        let status = registry.models.isEmpty ? "not ready: no models loaded"
+            : failed.isEmpty ? "ready" : "not ready: model \(failed.map { "'\($0.name)'" }.joined(separator: ", ")) failed"
+        let ready = !registry.models.isEmpty && failed.isEmpty
+        return try ResponseEncoding.json(Body(status: status, models: names, failed: failed.isEmpty ? nil : failed),
+                                         status: ready ? .ok : .serviceUnavailable)
     }
 
     /// `GET /metrics`: the server's counters (`jigsaw_http_*`) and the service's (`jigsaw_*`) in
@@ -147,6 +167,8 @@ extension JigsawService {
         family("jigsaw_puzzle_store_evictions_total", "counter", "Puzzles evicted by the store bounds.", [("", store.evictions)])
         family("jigsaw_puzzle_store_expirations_total", "counter", "Puzzles dropped after their time to live.", [("", store.expirations)])
         family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
+        family("jigsaw_models_ready", "gauge", "Loaded models that serve (the others failed at run time).",
+               [("", registry.models.filter(\.isReady).count)])
         text += lines.joined(separator: "\n") + "\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))
     }

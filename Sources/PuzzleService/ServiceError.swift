@@ -39,6 +39,10 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case wrongModelKind(name: String, expected: String)
     /// No model of the needed kind is loaded. → 503 `no_model`
     case noModel(kind: String)
+    /// The model is loaded but cannot serve: its network produced unusable scores from finite input
+    /// (it is then reported unready), or its scores do not fit the server's settings. A fault of the
+    /// server, not of the request. → 503 `model_unavailable`
+    case modelUnavailable(name: String, reason: String)
     /// No stored puzzle has that id (never stored, expired or evicted). → 404 `puzzle_not_found`
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
@@ -51,7 +55,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel: .serviceUnavailable
+        case .noModel, .modelUnavailable: .serviceUnavailable
         }
     }
 
@@ -70,6 +74,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .modelNotFound: "model_not_found"
         case .wrongModelKind: "wrong_model_kind"
         case .noModel: "no_model"
+        case .modelUnavailable: "model_unavailable"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
         }
@@ -92,6 +97,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
             "no model named '\(name)'; loaded: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
         case .wrongModelKind(let name, let expected): "model '\(name)' is not a \(expected) model"
         case .noModel(let kind): "no \(kind) model is loaded"
+        case .modelUnavailable(let name, let reason): "model '\(name)' is unavailable: \(reason)"
         case .puzzleNotFound(let id): "no puzzle with id '\(id)' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         }

@@ -169,9 +169,9 @@ public final class ServiceModel: Sendable {
 
     // MARK: - Health
 
-    /// The largest score magnitude a healthy network produces from pieces in [0, 1]. Trained
-    /// models score within a few hundred; far beyond this the weights are broken (and a soft
-    /// matrix at τ = 1 would be noise, see `PuzzleSolver.maximumScaledScore`).
+    /// The largest score magnitude a healthy network produces from pieces in [0, 1]. The shipped
+    /// models score below 25 on their sample puzzles; far beyond this the weights are broken (and
+    /// a soft matrix at τ = 1 would be noise, see `PuzzleSolver.maximumScaledScore`).
     public static let maximumPlausibleScore: Float = 1e6
 
     /// Why the model no longer serves, or nil while it does.

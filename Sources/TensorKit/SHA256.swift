@@ -3,8 +3,8 @@
 ///
 /// SHA-256 rather than a CRC: a CRC-32 finds random corruption as well, but anyone can forge a
 /// file with a chosen CRC, while the SHA-256 of a shipped model also shows that its weights are
-/// the ones published (compare with `sha256sum` of the data section). The cost is small next to
-/// reading and parsing the file (about 10 ms for the largest shipped model; README "Model files").
+/// the ones published (compare with `sha256sum` of the data section). It costs about 18 ms for the
+/// 3.2 MB of the largest shipped model (about 180 MB/s), once per load.
 public struct SHA256: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)

@@ -25,6 +25,9 @@ public final class JigsawTrainer {
     public private(set) var stepInEpoch = 0
     /// Completed steps since the start of training.
     public private(set) var globalStep = 0
+    /// Training seconds of the earlier processes of a resumed run (0 for a fresh one), read from
+    /// the checkpoint.
+    public private(set) var earlierSeconds: Double = 0
 
     private(set) var training: ImageDataset
     /// The training images of epoch `e` when they change every epoch (fresh photo crops).
@@ -162,8 +165,25 @@ public final class JigsawTrainer {
 // MARK: - Checkpoints
 
 extension JigsawTrainer {
-    /// Writes the network, the optimiser state and the position in the run to `path` atomically.
-    public func saveCheckpoint(to path: String) throws {
+    /// What a resume found in a checkpoint.
+    public struct Resumption: Sendable, Equatable {
+        /// Whether the tensor data matched the checkpoint's `checksum.sha256` (false: it has none,
+        /// so only the finiteness of every tensor was checked).
+        public var checksumVerified: Bool
+        /// Training seconds of the processes before this one.
+        public var earlierSeconds: Double
+
+        public init(checksumVerified: Bool, earlierSeconds: Double) {
+            self.checksumVerified = checksumVerified
+            self.earlierSeconds = earlierSeconds
+        }
+    }
+
+    /// Writes the network, the optimiser state and the position in the run to `path` atomically,
+    /// with the checksum of its tensor data.
+    /// - Parameter elapsedSeconds: training seconds of this process so far; the checkpoint stores
+    ///   them added to ``earlierSeconds`` so that a resumed run's time covers every part.
+    public func saveCheckpoint(to path: String, elapsedSeconds: Double = 0) throws {
         var tensors = network.namedTensors()
         for (name, value) in optimiser.stateTensors() { tensors["optimizer." + name] = value }
         var metadata = network.configuration.metadata.merging(configuration.metadata) { _, new in new }
@@ -172,16 +192,27 @@ extension JigsawTrainer {
         metadata["checkpoint.global_step"] = "\(globalStep)"
         metadata["checkpoint.generator"] = generator.state.map(String.init).joined(separator: ",")
         metadata["checkpoint.fingerprint"] = fingerprint
+        metadata["checkpoint.seconds"] = String(format: "%.3f", earlierSeconds + max(0, elapsedSeconds))
         try Safetensors.write(tensors, metadata: metadata, toFile: path)
     }
 
     /// Restores a checkpoint written by ``saveCheckpoint(to:)`` for the same configuration and data.
     ///
-    /// Everything is read and checked before anything changes: on any error the trainer is left as it was.
-    /// - Throws: `SafetensorsError` for a malformed file, `JigsawTrainingError.invalidCheckpoint` when it
-    ///   belongs to another run, `NeuralNetError` for mismatched tensors.
-    public func resume(from path: String) throws {
-        let file = try SafetensorsFile(contentsOfFile: path)
+    /// Everything is read and checked before anything changes: on any error the trainer is left as
+    /// it was. The tensor data must match the checkpoint's checksum when it has one, and every
+    /// tensor (weights, running statistics, optimiser moments) must be finite.
+    /// - Returns: whether the checksum was verified, and the seconds of the earlier processes.
+    /// - Throws: `JigsawTrainingError.unreadableCheckpoint` for a malformed or damaged file,
+    ///   `.nonFiniteWeight` or `.negativeRunningVariance` for impossible tensors, `.invalidCheckpoint`
+    ///   when it belongs to another run, `NeuralNetError` for mismatched tensors.
+    @discardableResult
+    public func resume(from path: String) throws -> Resumption {
+        let file: SafetensorsFile
+        do {
+            file = try SafetensorsFile(contentsOfFile: path)
+        } catch {
+            throw JigsawTrainingError.unreadableCheckpoint(path: path, error: error)
+        }
         let m = file.metadata
         func fail(_ reason: String) -> JigsawTrainingError { .invalidCheckpoint(path: path, reason: reason) }
         guard m["checkpoint.fingerprint"] == fingerprint else {
@@ -196,9 +227,16 @@ extension JigsawTrainer {
               savedGlobal == savedEpoch * stepsPerEpoch + savedStep else {
             throw fail("its position metadata is missing or inconsistent")
         }
+        // Checkpoints written before the time was recorded count from zero.
+        let savedSeconds = m["checkpoint.seconds"].map { Double($0) } ?? 0
+        guard let savedSeconds, savedSeconds.isFinite, savedSeconds >= 0 else {
+            throw fail("its checkpoint.seconds '\(m["checkpoint.seconds"] ?? "")' is not a non-negative number")
+        }
+        let tensors = try ModelFile.floatTensors(of: file, path: path)
+        try ModelFile.checkWeights(tensors, source: path)
         var model: [String: Tensor] = [:]
         var optimiserState: [String: Tensor] = [:]
-        for (name, tensor) in try ModelFile.floatTensors(of: file, path: path) {
+        for (name, tensor) in tensors {
             if name.hasPrefix("optimizer.") { optimiserState[String(name.dropFirst(10))] = tensor } else { model[name] = tensor }
         }
         // Validate both parts before either is assigned, so a failure leaves the trainer unchanged.
@@ -210,6 +248,7 @@ extension JigsawTrainer {
         try optimiser.loadState(optimiserState)
         epoch = savedEpoch
         globalStep = savedGlobal
+        earlierSeconds = savedSeconds
         if isFinished {
             stepInEpoch = 0
         } else {
@@ -217,6 +256,7 @@ extension JigsawTrainer {
             stepInEpoch = savedStep
             generator = savedGenerator
         }
+        return Resumption(checksumVerified: file.isChecksumVerified, earlierSeconds: savedSeconds)
     }
 
     /// Identifies the run: hyperparameters and data size (a checkpoint only resumes its own run).

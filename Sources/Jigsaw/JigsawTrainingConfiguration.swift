@@ -181,6 +181,14 @@ public enum JigsawTrainingError: Error, Equatable, Sendable, CustomStringConvert
     case invalidCheckpoint(path: String, reason: String)
     case invalidModelFile(path: String, reason: String)
     case nonFiniteLoss(step: Int)
+    /// A weights file that is not a valid, undamaged safetensors file (a checksum mismatch included).
+    case unreadableModelFile(path: String, error: SafetensorsError)
+    /// A checkpoint that is not a valid, undamaged safetensors file (a checksum mismatch included).
+    case unreadableCheckpoint(path: String, error: SafetensorsError)
+    /// A weight or buffer holding NaN or ±∞ (`value` as text: `nan`, `inf`, `-inf`).
+    case nonFiniteWeight(path: String, tensor: String, index: Int, value: String)
+    /// A batch-norm running variance below zero, which no training produces.
+    case negativeRunningVariance(path: String, tensor: String, index: Int, value: Float)
 
     public var description: String {
         switch self {
@@ -189,6 +197,12 @@ public enum JigsawTrainingError: Error, Equatable, Sendable, CustomStringConvert
         case .invalidCheckpoint(let path, let reason): return "cannot resume from \(path): \(reason)"
         case .invalidModelFile(let path, let reason): return "cannot load model \(path): \(reason)"
         case .nonFiniteLoss(let step): return "the loss became NaN or infinite at step \(step)"
+        case .unreadableModelFile(let path, let error): return "cannot load model \(path): \(error)"
+        case .unreadableCheckpoint(let path, let error): return "cannot resume from \(path): \(error)"
+        case .nonFiniteWeight(let path, let tensor, let index, let value):
+            return "\(path): tensor '\(tensor)' holds \(value) at element \(index); the file is damaged"
+        case .negativeRunningVariance(let path, let tensor, let index, let value):
+            return "\(path): running variance '\(tensor)' is negative (\(value)) at element \(index); the file is damaged"
         }
     }
 }

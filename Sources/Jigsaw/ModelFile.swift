@@ -29,34 +29,51 @@ public struct ModelFile: Sendable {
     public let notes: [String]
     /// Jigsaw or sorting.
     public let kind: Kind
+    /// Whether the tensor data matched the file's `checksum.sha256` (false for a file without one,
+    /// such as a PyTorch export, and for tensors given in memory).
+    public let isChecksumVerified: Bool
 
-    /// Reads and understands a weights file.
-    /// - Throws: `SafetensorsError` for a malformed file; `JigsawTrainingError.invalidModelFile` when
-    ///   the tensors or the metadata do not describe a network of this project.
+    /// Reads and understands a weights file: the data must match its checksum when the metadata
+    /// has one, and every tensor must be finite.
+    /// - Throws: `JigsawTrainingError.unreadableModelFile` for a malformed or damaged file (naming
+    ///   it and the reason), `.nonFiniteWeight` or `.negativeRunningVariance` for impossible
+    ///   weights, `.invalidModelFile` when the tensors or the metadata do not describe a network of
+    ///   this project.
     public init(contentsOfFile path: String) throws {
-        let file = try SafetensorsFile(contentsOfFile: path)
-        try self.init(metadata: file.metadata, tensors: try Self.floatTensors(of: file, path: path), source: path)
+        let file: SafetensorsFile
+        do {
+            file = try SafetensorsFile(contentsOfFile: path)
+        } catch {
+            throw JigsawTrainingError.unreadableModelFile(path: path, error: error)
+        }
+        try self.init(metadata: file.metadata, tensors: try Self.floatTensors(of: file, path: path), source: path,
+                      checksumVerified: file.isChecksumVerified)
     }
 
     /// Understands metadata and tensors already in memory (`source` names them in errors).
-    /// - Throws: `JigsawTrainingError.invalidModelFile` when they do not describe a network.
-    public init(metadata: [String: String], tensors: [String: Tensor], source: String) throws {
+    /// - Parameter checksumVerified: whether the tensors were read from a file whose checksum matched.
+    /// - Throws: `JigsawTrainingError.nonFiniteWeight` or `.negativeRunningVariance` for impossible
+    ///   weights, `.invalidModelFile` when they do not describe a network.
+    public init(metadata: [String: String], tensors: [String: Tensor], source: String,
+                checksumVerified: Bool = false) throws {
         self.source = source
         var tensors = tensors
         for name in tensors.keys where Self.isCounter(name) { tensors[name] = nil }
+        try Self.checkWeights(tensors, source: source)
         self.tensors = tensors
+        isChecksumVerified = checksumVerified
         var effective = metadata
         if metadata[JigsawNetworkConfiguration.Key.architecture] == nil {
             do throws(ModelInferenceError) {
                 let inferred = try ModelInference.inferMetadata(shapes: tensors.mapValues(\.shape))
                 effective.merge(inferred.metadata) { _, new in new }
-                notes = inferred.notes
+                notes = inferred.notes + (checksumVerified ? [] : [Self.noChecksumNote])
             } catch {
                 throw JigsawTrainingError.invalidModelFile(path: source, reason: error.description)
             }
             isInferred = true
         } else {
-            notes = []
+            notes = checksumVerified ? [] : [Self.noChecksumNote]
             isInferred = false
         }
         self.metadata = effective
@@ -105,6 +122,32 @@ public struct ModelFile: Sendable {
             tensors[name] = try file.tensor(named: name)
         }
         return tensors
+    }
+
+    /// What `/v1/models` and the logs say of a file without a checksum.
+    public static let noChecksumNote =
+        "no \(Safetensors.checksumKey) in the metadata: the tensor data could not be verified (weights are checked finite)"
+
+    /// Refuses tensors no trained network holds: NaN or ±∞ anywhere (weights, running statistics,
+    /// optimiser moments), or a negative batch-norm running variance.
+    /// - Throws: `JigsawTrainingError.nonFiniteWeight` or `.negativeRunningVariance` naming the
+    ///   first bad element in sorted tensor order.
+    public static func checkWeights(_ tensors: [String: Tensor], source: String) throws {
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            let isVariance = name.hasSuffix("running_var")
+            let bad: (index: Int, value: Float)? = tensor.withUnsafeBufferPointer { values in
+                for (index, value) in values.enumerated() where !value.isFinite || (isVariance && value < 0) {
+                    return (index, value)
+                }
+                return nil
+            }
+            guard let bad else { continue }
+            if bad.value.isFinite {
+                throw JigsawTrainingError.negativeRunningVariance(path: source, tensor: name, index: bad.index, value: bad.value)
+            }
+            let text = bad.value.isNaN ? "nan" : (bad.value > 0 ? "inf" : "-inf")
+            throw JigsawTrainingError.nonFiniteWeight(path: source, tensor: name, index: bad.index, value: text)
+        }
     }
 
     static func isCounter(_ name: String) -> Bool {

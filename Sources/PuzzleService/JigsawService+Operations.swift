@@ -32,6 +32,7 @@ extension JigsawService {
         let temperature = try request.temperature(body.tau, default: nil)
         let iterations = try request.iterations(body.iterations?.value, default: configuration.defaultIterations,
                                                 maximum: configuration.maximumIterations)
+        try model.checkAvailable()
         var values = numbers.map(Float.init)
         let padding = n - numbers.count
         if padding > 0 {
@@ -43,6 +44,10 @@ extension JigsawService {
             }
         }
         let scores = workGate.setAside { batcher.run(Tensor(shape: [1, n], storage: values)).output }.reshaped([n, n])
+        // Far below float32's range, a network with finite weights has no excuse for non-finite scores.
+        if values.allSatisfy({ abs($0) <= Self.sortingInputScale }) {
+            try model.checkScores(scores, maximumMagnitude: nil)
+        }
         let slots: [Int]
         do {
             slots = try LinearAssignment.matchings(scores: scores).first ?? []
@@ -63,6 +68,10 @@ extension JigsawService {
         return try ResponseEncoding.json(SortBody(model: model.name, count: realCount, padded: padding,
                                                   permutation: permutation, sorted: sorted, soft: soft))
     }
+
+    /// The largest input magnitude for which non-finite scores of a sorting network are taken as
+    /// its own failure rather than an overflow caused by the numbers sent.
+    static let sortingInputScale: Float = 1e6
 
     // MARK: - Models, health, metrics
 
@@ -89,8 +98,10 @@ extension JigsawService {
         return try ResponseEncoding.json(ModelBody(model, isDefault: model.name == registry.defaultJigsawModel?.name))
     }
 
-    /// `GET /readyz`: 200 once at least one model is loaded, else 503; the body also tells
-    /// whether the puzzle store answers (`store.status` `available` or `unavailable: …`).
+    /// `GET /readyz`: 200 once at least one model is loaded and every model serves; 503 with no
+    /// models, or with the failed models under `failed` (a model whose network produced unusable
+    /// scores: its weights file must be replaced). The body also tells whether the puzzle store
+    /// answers (`store.status` `available` or `unavailable: …`).
     ///
     /// A down store does not make the replica unready: solves still answer (without storing),
     /// and a shared store that is down would otherwise take every replica out of the load
@@ -100,21 +111,30 @@ extension JigsawService {
             var name: String
             var status: String
         }
+        struct Failed: Encodable {
+            var name: String
+            var reason: String
+        }
         struct Body: Encodable {
             var status: String
             var models: [String]
             var store: Store
+            var failed: [Failed]?
         }
-        let names = registry.models.map(\.name)
+        let names = registry.models.filter(\.isReady).map(\.name)
+        let failed = registry.models.compactMap { model in model.failureReason.map { Failed(name: model.name, reason: $0) } }
+        let status = registry.models.isEmpty ? "not ready: no models loaded"
+            : failed.isEmpty ? "ready" : "not ready: model \(failed.map { "'\($0.name)'" }.joined(separator: ", ")) failed"
+        let ready = !registry.models.isEmpty && failed.isEmpty
         var storeStatus = "available"
         do {
             try store.checkAvailability()
         } catch {
             storeStatus = "unavailable: \(error)"
         }
-        return try ResponseEncoding.json(Body(status: names.isEmpty ? "not ready: no models loaded" : "ready", models: names,
-                                              store: Store(name: store.name, status: storeStatus)),
-                                         status: names.isEmpty ? .serviceUnavailable : .ok)
+        return try ResponseEncoding.json(Body(status: status, models: names, store: Store(name: store.name, status: storeStatus),
+                                              failed: failed.isEmpty ? nil : failed),
+                                         status: ready ? .ok : .serviceUnavailable)
     }
 
     /// `GET /metrics`: the server's counters (`jigsaw_http_*`) and the service's (`jigsaw_*`) in
@@ -172,6 +192,8 @@ extension JigsawService {
         family("jigsaw_puzzle_store_failures_total", "counter", "Store calls that failed (store unavailable).", [("", store.failures)])
         family("jigsaw_puzzle_store_corrupt_total", "counter", "Stored values unreadable as puzzles.", [("", store.corruptEntries)])
         family("jigsaw_models_loaded", "gauge", "Models loaded.", [("", registry.models.count)])
+        family("jigsaw_models_ready", "gauge", "Loaded models that serve (the others failed at run time).",
+               [("", registry.models.filter(\.isReady).count)])
         text += lines.joined(separator: "\n") + "\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))
     }

@@ -129,8 +129,8 @@ extension JigsawService {
             try PuzzleSolver.prepare(cells, configuration: network, displaySize: configuration.displaySize)
         }
         let tau = temperature ?? configuration.confidenceTemperature
-        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, iterations: iterations, timing: timing,
-                                              gate: workGate)
+        let solution = try PuzzleSolver.solve(prepared, model: model, temperature: tau, temperatureIsDefault: temperature == nil,
+                                              iterations: iterations, timing: timing, gate: workGate)
         let stored = StoredPuzzle(id: makeIdentifier(), model: model.name, grid: network.grid, pieces: prepared.display,
                                   scores: solution.scores, permutation: solution.permutation,
                                   confidence: solution.confidence, truth: truth, origin: origin)

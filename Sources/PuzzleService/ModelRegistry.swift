@@ -1,6 +1,7 @@
 import Sorting
 import Foundation
 import NeuralNet
+import TensorKit
 
 /// The models a service serves, by name, with a default jigsaw model.
 ///
@@ -49,9 +50,13 @@ public struct ModelRegistry: Sendable {
     ///   - defaultModel: see ``init(models:defaultModel:)``.
     ///   - instances: network instances per model.
     ///   - batching: how each model gathers concurrent requests into forward passes.
-    /// - Throws: the first ``ModelLoadError`` met, in file-name order.
+    ///   - log: receives one line for each file whose tensor data has no checksum to verify
+    ///     (standard error by default).
+    /// - Throws: the first ``ModelLoadError`` met, in file-name order: a damaged file (checksum
+    ///   mismatch, non-finite weight) is refused with its path and the reason.
     public init(directory: String?, files: [String] = [], defaultModel: String? = nil, instances: Int = 2,
-                batching: BatchPolicy = BatchPolicy()) throws(ModelLoadError) {
+                batching: BatchPolicy = BatchPolicy(),
+                log: (String) -> Void = ModelRegistry.standardError) throws(ModelLoadError) {
         var paths: [String] = []
         if let directory {
             let names: [String]
@@ -65,9 +70,18 @@ public struct ModelRegistry: Sendable {
         paths += files
         var models: [ServiceModel] = []
         for path in paths {
-            models.append(try ServiceModel(contentsOfFile: path, instances: instances, batching: batching))
+            let model = try ServiceModel(contentsOfFile: path, instances: instances, batching: batching)
+            if !model.isChecksumVerified {
+                log("model \(model.name) (\(path)): no \(Safetensors.checksumKey) in its metadata; its tensor data is not verified, only checked finite")
+            }
+            models.append(model)
         }
         try self.init(models: models, defaultModel: defaultModel)
+    }
+
+    /// Writes a line to standard error.
+    public static func standardError(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     /// The model with this name.

@@ -22,10 +22,10 @@ enum OpenAPIDocument {
         "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}
     },
     "/readyz": {
-      "get": {"summary": "Readiness: at least one model loaded", "operationId": "readiness",
+      "get": {"summary": "Readiness: at least one model loaded and none failed at run time", "operationId": "readiness",
         "responses": {
           "200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
-          "503": {"description": "No model loaded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}
+          "503": {"description": "No model loaded, or a model failed (listed under failed)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}
     },
     "/metrics": {
       "get": {"summary": "Prometheus metrics (text format 0.0.4)", "operationId": "metrics",
@@ -184,9 +184,10 @@ enum OpenAPIDocument {
     },
     "schemas": {
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string", "enum": ["invalid_parameter", "invalid_json", "empty_body", "invalid_image", "image_too_large", "unsupported_media_type", "unprocessable_input", "numerical_failure", "model_not_found", "wrong_model_kind", "no_model", "puzzle_not_found", "sample_not_found", "store_unavailable", "not_found", "method_not_allowed", "content_too_large", "uri_too_long", "header_fields_too_large", "malformed_request", "request_timeout", "service_unavailable", "not_implemented", "http_version_not_supported", "internal_error"]},
+        "code": {"type": "string", "enum": ["invalid_parameter", "invalid_json", "empty_body", "invalid_image", "image_too_large", "unsupported_media_type", "unprocessable_input", "numerical_failure", "model_not_found", "wrong_model_kind", "no_model", "model_unavailable", "overloaded", "client_closed", "puzzle_not_found", "sample_not_found", "store_unavailable", "not_found", "method_not_allowed", "content_too_large", "uri_too_long", "header_fields_too_large", "malformed_request", "request_timeout", "service_unavailable", "not_implemented", "http_version_not_supported", "internal_error"]},
         "message": {"type": "string"}}}}},
-      "Readiness": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}},
+      "Readiness": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}, "description": "the models that serve"},
+        "failed": {"type": "array", "description": "models whose network produced unusable scores; their requests get 503 model_unavailable", "items": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}},
         "store": {"type": "object", "description": "The puzzle store and whether it answers now; a down store does not make the replica unready (solves still answer, unstored)", "properties": {"name": {"type": "string", "example": "redis://cache:6379/0"}, "status": {"type": "string", "example": "available"}}}}},
       "Piece": {"oneOf": [
         {"type": "string", "description": "base64 PNG (a data: URL prefix is accepted)"},
@@ -235,7 +236,9 @@ enum OpenAPIDocument {
         "notes": {"type": "array", "items": {"type": "string"}}, "parameters": {"type": "integer"},
         "configuration": {"type": "object", "additionalProperties": true},
         "evaluation": {"type": "object", "additionalProperties": true, "description": "eval.* metadata: dataset, split, puzzles, kendall_tau, prop_wrong, prop_any_wrong, l1, l2, and equal_terms_kendall_tau, equal_terms_prop_wrong, equal_terms_prop_any_wrong (a piece counts as right when its pixels equal those of the piece that belongs in its cell)"},
-        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "ready": {"type": "boolean", "description": "false once the model failed at run time"}, "failure": {"type": "string", "description": "why it failed"},
+        "checksum_verified": {"type": "boolean", "description": "the tensor data matched the metadata's checksum.sha256"}}}
     }
   }
 }

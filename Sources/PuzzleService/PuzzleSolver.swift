@@ -79,16 +79,23 @@ enum PuzzleSolver {
 
     /// Scores prepared pieces with a network of the model's pool, matches them and reads each
     /// piece's confidence from `S(X/τ)`.
-    /// - Throws: `numerical_failure` when the scores are not finite, Sinkhorn errors for a bad τ.
+    ///
+    /// The pieces are finite (pixels in [0, 1]), so scores that are not finite or implausibly
+    /// large are the model's fault: it is taken out of service (``ServiceModel/checkScores(_:)``).
+    /// - Parameter temperatureIsDefault: whether τ is the server's confidence temperature rather
+    ///   than the client's; a soft matrix that fails at the server's τ is not the client's fault.
+    /// - Throws: `model_unavailable` for a failed model or unusable scores, `invalid_parameter`
+    ///   for a client's τ too small for the scores.
     ///
     /// The forward pass goes through the model's dynamic batcher: the request may share it with
     /// others that are waiting (`queue` and `network` phases of `timing`; `gate` is set aside
     /// meanwhile, since the batcher bounds the forward passes by itself).
-    static func solve(_ pieces: PreparedPieces, model: ServiceModel, temperature: Float,
+    static func solve(_ pieces: PreparedPieces, model: ServiceModel, temperature: Float, temperatureIsDefault: Bool = false,
                       iterations: Int, timing: ServerTiming = ServerTiming(), gate: WorkGate? = nil) throws(ServiceError) -> Solution {
         guard let batcher = model.jigsawBatcher, let configuration = model.jigsawConfiguration else {
             throw .wrongModelKind(name: model.name, expected: "jigsaw")
         }
+        try model.checkAvailable()
         let n = configuration.pieceCount
         precondition(pieces.network.shape == [1, n, configuration.channels, configuration.pieceSize, configuration.pieceSize],
                      "prepared pieces \(pieces.network.shape) do not fit model \(model.name)")
@@ -96,12 +103,17 @@ enum PuzzleSolver {
         timing.record("queue", ticket.queued)
         timing.record("network", ticket.computed)
         let scores = output.reshaped([n, n])
+        try model.checkScores(scores)
         do {
             guard let permutation = try timing.measure("match", { try JigsawInference.match(scores).first }) else {
                 throw ServiceError.numericalFailure("no matching")
             }
             let soft = try timing.measure("confidence") { () throws(ServiceError) in
-                try softMatrix(scores, temperature: temperature, iterations: iterations)
+                do throws(ServiceError) {
+                    return try softMatrix(scores, temperature: temperature, iterations: iterations)
+                } catch .invalidParameter(name: "tau", value: _, reason: let reason) where temperatureIsDefault {
+                    throw .modelUnavailable(name: model.name, reason: "its scores do not fit the server's confidence temperature \(temperature): \(reason)")
+                }
             }
             let confidence = permutation.enumerated().map { row, column in soft.matrix.storage[row * n + column] }
             return Solution(scores: scores, permutation: permutation, confidence: confidence, soft: soft.matrix,

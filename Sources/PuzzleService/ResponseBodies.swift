@@ -148,6 +148,12 @@ struct ModelBody: Encodable {
     var configuration: [String: JSONScalar]
     var evaluation: [String: JSONScalar]
     var metadata: [String: String]
+    /// False once the model failed at run time (its requests get 503).
+    var ready: Bool
+    /// Why it failed, when it did.
+    var failure: String?
+    /// Whether the tensor data matched the file's `checksum.sha256`.
+    var checksumVerified: Bool
 
     init(_ model: ServiceModel, isDefault: Bool) {
         name = model.name
@@ -166,6 +172,9 @@ struct ModelBody: Encodable {
         configuration = configurationMetadata.filter { $0.key != "architecture" }.mapValues(JSONScalar.init)
         evaluation = model.evaluation.mapValues(JSONScalar.init)
         metadata = model.metadata
+        failure = model.failureReason
+        ready = failure == nil
+        checksumVerified = model.isChecksumVerified
     }
 }
 

@@ -43,6 +43,10 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
     case overloaded(reason: String, retryAfter: Int)
     /// The client closed its connection before its request's work started.
     case clientClosed
+    /// The model is loaded but cannot serve: its network produced unusable scores from finite input
+    /// (it is then reported unready), or its scores do not fit the server's settings. A fault of the
+    /// server, not of the request. → 503 `model_unavailable`
+    case modelUnavailable(name: String, reason: String)
     /// No stored puzzle has that id (never stored, expired or evicted). → 404 `puzzle_not_found`
     case puzzleNotFound(id: String)
     /// The sample index or dataset does not exist. → 404 `sample_not_found`
@@ -58,7 +62,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .unsupportedMediaType, .unsupportedImageFormat: .unsupportedMediaType
         case .unprocessableInput, .numericalFailure, .wrongModelKind: .unprocessableContent
         case .modelNotFound, .puzzleNotFound, .sampleNotFound: .notFound
-        case .noModel, .overloaded, .clientClosed, .storeUnavailable: .serviceUnavailable
+        case .noModel, .overloaded, .clientClosed, .storeUnavailable, .modelUnavailable: .serviceUnavailable
         }
     }
 
@@ -79,6 +83,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .noModel: "no_model"
         case .overloaded: "overloaded"
         case .clientClosed: "client_closed"
+        case .modelUnavailable: "model_unavailable"
         case .puzzleNotFound: "puzzle_not_found"
         case .sampleNotFound: "sample_not_found"
         case .storeUnavailable: "store_unavailable"
@@ -104,6 +109,7 @@ public enum ServiceError: Error, Sendable, Equatable, HTTPStatusConvertible, Cus
         case .noModel(let kind): "no \(kind) model is loaded"
         case .overloaded(let reason, let retryAfter): "\(reason); retry in \(retryAfter) s"
         case .clientClosed: "the client closed the connection before the work started"
+        case .modelUnavailable(let name, let reason): "model '\(name)' is unavailable: \(reason)"
         case .puzzleNotFound(let id): "no puzzle with id '\(Self.excerpt(id))' (unknown, expired or evicted)"
         case .sampleNotFound(let message): message
         case .storeUnavailable(let store, let reason):

@@ -66,6 +66,11 @@ public final class ServiceModel: Sendable {
     let jigsawBatcher: DynamicBatcher<JigsawNetwork>?
     /// The sorting networks behind dynamic batching (nil for a jigsaw model).
     let sortingBatcher: DynamicBatcher<SortingNetwork>?
+    /// Whether the tensor data matched the file's `checksum.sha256` (false for a file without one).
+    public let isChecksumVerified: Bool
+    /// Why the model stopped serving, once its network has produced unusable scores; nil while healthy.
+    private let failure = Locked<String?>(nil)
+
     /// How requests are batched.
     public var batchPolicy: BatchPolicy { jigsawBatcher?.policy ?? sortingBatcher?.policy ?? BatchPolicy() }
     /// Forward passes run so far and their batch sizes.
@@ -103,6 +108,7 @@ public final class ServiceModel: Sendable {
         metadata = file.metadata
         notes = file.notes
         isInferred = file.isInferred
+        isChecksumVerified = file.isChecksumVerified
         do {
             switch file.kind {
             case .jigsaw:
@@ -149,10 +155,63 @@ public final class ServiceModel: Sendable {
             file = try ModelFile(contentsOfFile: path)
         } catch let error as SafetensorsError {
             throw .invalidFile(path: path, reason: String(describing: error))
+        } catch JigsawTrainingError.unreadableModelFile(_, let error) {
+            throw .invalidFile(path: path, reason: String(describing: error))
+        } catch JigsawTrainingError.nonFiniteWeight(_, let tensor, let index, let value) {
+            throw .invalidFile(path: path, reason: "tensor '\(tensor)' holds \(value) at element \(index)")
+        } catch JigsawTrainingError.negativeRunningVariance(_, let tensor, let index, let value) {
+            throw .invalidFile(path: path, reason: "running variance '\(tensor)' is negative (\(value)) at element \(index)")
         } catch {
             throw .invalidModel(name: modelName, reason: Self.reason(error))
         }
         try self.init(name: modelName, file: file, instances: instances, batching: batching)
+    }
+
+    // MARK: - Health
+
+    /// The largest score magnitude a healthy network produces from pieces in [0, 1]. The shipped
+    /// models score below 25 on their sample puzzles; far beyond this the weights are broken (and
+    /// a soft matrix at τ = 1 would be noise, see `PuzzleSolver.maximumScaledScore`).
+    public static let maximumPlausibleScore: Float = 1e6
+
+    /// Why the model no longer serves, or nil while it does.
+    public var failureReason: String? { failure.value }
+
+    /// Whether the model serves requests.
+    public var isReady: Bool { failureReason == nil }
+
+    /// Takes the model out of service: readiness reports it and its requests get 503.
+    /// The first reason is kept.
+    public func markFailed(_ reason: String) {
+        failure.update { if $0 == nil { $0 = reason } }
+    }
+
+    /// - Throws: `model_unavailable` once the model has failed.
+    func checkAvailable() throws(ServiceError) {
+        if let reason = failureReason { throw .modelUnavailable(name: name, reason: reason) }
+    }
+
+    /// Checks scores the network computed from finite input: non-finite or implausibly large ones
+    /// mean its weights are broken, which is the server's fault, not the client's, so the model is
+    /// taken out of service.
+    /// - Parameter maximumMagnitude: the largest plausible `|score|`, or nil to check finiteness only
+    ///   (for inputs whose scale the client chooses).
+    /// - Throws: `model_unavailable` naming the model and what was wrong.
+    func checkScores(_ scores: Tensor, maximumMagnitude: Float? = maximumPlausibleScore) throws(ServiceError) {
+        var largest: Float = 0
+        var finite = true
+        scores.withUnsafeBufferPointer { values in
+            for value in values {
+                guard value.isFinite else { finite = false; return }
+                largest = max(largest, abs(value))
+            }
+        }
+        guard !finite || largest > (maximumMagnitude ?? .infinity) else { return }
+        let reason = finite
+            ? "its network produced a score of magnitude \(largest) (above \(maximumMagnitude ?? .infinity)) from pieces in [0, 1]; its weights are broken"
+            : "its network produced non-finite scores (NaN or infinity) from finite input; its weights are broken"
+        markFailed(reason)
+        throw .modelUnavailable(name: name, reason: reason)
     }
 
     /// The reason of a loading error without the path the model's name already stands for.

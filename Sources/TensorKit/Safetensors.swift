@@ -36,6 +36,11 @@ public enum SafetensorsError: Error, Equatable, Sendable, CustomStringConvertibl
     case invalidTensorName(String)
     /// A file could not be read or written; `message` is the system's description of `errno`.
     case fileError(path: String, message: String)
+    /// The SHA-256 of the data section differs from the `checksum.sha256` metadata entry: the
+    /// tensor data was damaged or changed after it was written.
+    case checksumMismatch(expected: String, found: String)
+    /// The `checksum.sha256` metadata entry is not 64 lowercase hexadecimal digits.
+    case invalidChecksum(String)
 
     public var description: String {
         switch self {
@@ -63,6 +68,10 @@ public enum SafetensorsError: Error, Equatable, Sendable, CustomStringConvertibl
             return "tensor '\(tensor)' has dtype \(found), expected \(expected)"
         case .invalidTensorName(let name): return "invalid tensor name '\(name)'"
         case .fileError(let path, let message): return "\(path): \(message)"
+        case .checksumMismatch(let expected, let found):
+            return "the tensor data is damaged: its SHA-256 is \(found), the metadata's \(Safetensors.checksumKey) is \(expected)"
+        case .invalidChecksum(let value):
+            return "\(Safetensors.checksumKey) '\(value.prefix(80))' is not 64 lowercase hexadecimal digits"
         }
     }
 }
@@ -94,7 +103,9 @@ public enum SafetensorsDType: String, Sendable, CaseIterable {
 ///
 /// Parsing validates everything the reference reader does: header bounds, JSON syntax, duplicate
 /// names, known dtypes, offsets inside the data, byte counts that match shapes, and that the tensors
-/// tile the data section without overlaps or gaps.
+/// tile the data section without overlaps or gaps. When `__metadata__` holds `checksum.sha256`
+/// (``Safetensors/checksumKey``, written by ``Safetensors/write(_:metadata:toFile:)``), the data
+/// section's SHA-256 must equal it.
 public struct SafetensorsFile: Sendable {
     /// One tensor's header entry.
     public struct Entry: Equatable, Sendable {
@@ -114,10 +125,15 @@ public struct SafetensorsFile: Sendable {
     /// Tensor names in sorted order.
     public var names: [String] { entries.keys.sorted() }
 
+    /// Whether the data section was checked against a `checksum.sha256` entry (files written by
+    /// this project carry one; PyTorch exports usually do not).
+    public var isChecksumVerified: Bool { metadata[Safetensors.checksumKey] != nil }
+
     /// Parses and validates safetensors bytes.
     /// - Parameter maximumHeaderLength: headers declared longer than this are refused before any
     ///   parsing (the reference reader's limit is 100,000,000 bytes).
-    /// - Throws: `SafetensorsError` naming the first problem found.
+    /// - Throws: `SafetensorsError` naming the first problem found; `.checksumMismatch` when the
+    ///   data section's SHA-256 differs from the metadata's `checksum.sha256`.
     /// - Complexity: O(file size + k log k) for k tensors.
     public init(bytes: [UInt8], maximumHeaderLength: Int = Safetensors.maximumHeaderLength) throws(SafetensorsError) {
         guard bytes.count >= 8 else { throw .truncated(byteCount: bytes.count) }
@@ -144,6 +160,13 @@ public struct SafetensorsFile: Sendable {
         }
         let dataLength = bytes.count - 8 - headerLength
         let (entries, metadata) = try Self.validate(header: json, dataLength: dataLength)
+        if let expected = metadata[Safetensors.checksumKey] {
+            guard expected.utf8.count == 64, expected.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+                throw .invalidChecksum(expected)
+            }
+            let found = bytes.withUnsafeBytes { SHA256.hex(of: UnsafeRawBufferPointer(rebasing: $0[(8 + headerLength)...])) }
+            guard found == expected else { throw .checksumMismatch(expected: expected, found: found) }
+        }
         self.entries = entries
         self.metadata = metadata
         self.data = Array(bytes[(8 + headerLength)...])

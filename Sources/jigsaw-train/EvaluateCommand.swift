@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Jigsaw
+import Permutations
 import TensorKit
 
 struct EvaluateCommand: CheckedCommand {
@@ -46,12 +47,22 @@ struct EvaluateCommand: CheckedCommand {
     func execute() throws {
         BLAS.setThreads(1)
         let loaded = try JigsawModelFile.load(contentsOfFile: weights)
+        if !loaded.checksumVerified {
+            FileHandle.standardError.write(Data("warning: \(weights) has no \(Safetensors.checksumKey); its tensors were only checked finite\n".utf8))
+        }
         loaded.network.threadCount = threads
         let c = loaded.network.configuration
         let data = try dataset.load(directory: self.data.directory ?? "", split: split,
                                     limit: limit, channels: c.channels, imageSize: c.imageSize, photoAspect: photoAspect,
                                     photoGrid: c.grid)
-        let result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed, jpegQuality: jpegQuality)
+        let result: JigsawEvaluation
+        do {
+            result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed, jpegQuality: jpegQuality)
+        } catch let error as AssignmentError {
+            throw EvaluationFailure(weights: weights, reason: "its network produced scores no matching can use (\(error))")
+        } catch let error as SinkhornError {
+            throw EvaluationFailure(weights: weights, reason: "its network produced scores Sinkhorn cannot normalise (\(error))")
+        }
         let oracle = bound ? try JigsawEvaluator.indistinguishablePieceBound(
             dataset: data, grid: c.grid, limit: limit, seed: seed) : nil
         if record {
@@ -80,6 +91,13 @@ struct EvaluateCommand: CheckedCommand {
             }
         }
     }
+}
+
+/// A model whose scores fail on finite input: its weights are finite but useless.
+struct EvaluationFailure: Error, CustomStringConvertible {
+    var weights: String
+    var reason: String
+    var description: String { "cannot evaluate \(weights): \(reason)" }
 }
 
 /// What `evaluate --json` prints: the figures, and the oracle's under `identical_piece_bound` with `--bound`.

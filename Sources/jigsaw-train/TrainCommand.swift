@@ -202,9 +202,20 @@ struct TrainCommand: CheckedCommand {
             validation = validationCount > 0 ? ImageDataset.slice(all, (all.count - validationCount)..<all.count) : nil
         }
         let trainer = try JigsawTrainer(configuration: config, training: training, epochImages: epochImages)
+        // Temporary files of writes that a killed run left behind.
+        for path in [checkpointPath, output] {
+            for removed in Safetensors.removeStaleTemporaryFiles(of: path) { log("removed \(removed), left by an interrupted write") }
+        }
+        // The step of the epoch the run resumes in, when it does not start at the epoch's beginning.
+        var resumedAtStep: Int?
         if resume {
-            try trainer.resume(from: checkpointPath)
-            log("resumed from \(checkpointPath) at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch)")
+            let resumption = try trainer.resume(from: checkpointPath)
+            if !resumption.checksumVerified {
+                log("warning: \(checkpointPath) has no \(Safetensors.checksumKey); its tensors were only checked finite")
+            }
+            log("resumed from \(checkpointPath) at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch)"
+                + String(format: " (%.0f s of training before)", resumption.earlierSeconds))
+            if trainer.stepInEpoch > 0 { resumedAtStep = trainer.stepInEpoch }
         }
         log("training \(config.network.grid)×\(config.network.grid) on \(training.count) \(dataset.rawValue) images, "
             + "\(trainer.network.parameterCount) parameters, \(trainer.stepsPerEpoch) steps per epoch")
@@ -226,12 +237,16 @@ struct TrainCommand: CheckedCommand {
                     ("img/s", String(format: "%.0f", rate)), ("τ", String(format: "%.3g", step.temperature)),
                 ])
                 if checkpointEvery > 0, trainer.globalStep % checkpointEvery == 0, trainer.epoch == epochIndex {
-                    try trainer.saveCheckpoint(to: checkpointPath)
+                    try trainer.saveCheckpoint(to: checkpointPath, elapsedSeconds: Date().timeIntervalSince(started))
                 }
             }
             progress.finish()
-            var line = String(format: "epoch %d: loss %.4f per puzzle, %.0f images/s", epochIndex + 1,
-                              lossSum / Double(max(puzzles, 1)), Double(puzzles) / Date().timeIntervalSince(epochStart))
+            // After a resume in mid-epoch the loss covers only the steps this process ran.
+            let label = resumedAtStep.map { "epoch \(epochIndex + 1) (resumed at step \($0) of \(trainer.stepsPerEpoch))" }
+                ?? "epoch \(epochIndex + 1)"
+            resumedAtStep = nil
+            var line = label + String(format: ": loss %.4f per puzzle, %.0f images/s",
+                                      lossSum / Double(max(puzzles, 1)), Double(puzzles) / Date().timeIntervalSince(epochStart))
             if let validation {
                 let v = try JigsawEvaluator.evaluate(network: trainer.network, dataset: validation, seed: seed)
                 line += String(format: "; validation: kendall tau %.4f, prop. wrong %.4f, prop. any wrong %.4f",
@@ -239,17 +254,19 @@ struct TrainCommand: CheckedCommand {
             }
             log(line)
             history.append(line)
-            try trainer.saveCheckpoint(to: checkpointPath)
+            try trainer.saveCheckpoint(to: checkpointPath, elapsedSeconds: Date().timeIntervalSince(started))
         }
         let test = try dataset.load(directory: directory, split: .test, limit: evaluationLimit,
                                     channels: channels, imageSize: imageSize, photoGrid: grid)
         let evaluation = try JigsawEvaluator.evaluate(network: trainer.network, dataset: test, seed: seed)
         var metadata = config.metadata.merging(evaluation.metadata(dataset: dataset.rawValue, split: "test")) { _, new in new }
         metadata["train.command"] = recordedCommandLine()
-        metadata["train.seconds"] = String(format: "%.0f", Date().timeIntervalSince(started))
+        // Every part of a resumed run counts.
+        let seconds = trainer.earlierSeconds + Date().timeIntervalSince(started)
+        metadata["train.seconds"] = String(format: "%.0f", seconds)
         try JigsawModelFile.save(trainer.network, metadata: metadata, to: output)
         let summary = jsonLine(TrainSummary(output: output, epochs: config.epochs, steps: trainer.globalStep,
-                                            seconds: rounded(Date().timeIntervalSince(started), 1), test: evaluation))
+                                            seconds: rounded(seconds, 1), test: evaluation))
         print(summary)
         if let report { try Data((summary + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic) }
     }

@@ -58,7 +58,10 @@ private func expectError(_ expected: SafetensorsError, _ bytes: [UInt8], sourceL
         try Safetensors.write(first, metadata: ["epoch": "1"], toFile: path)
         try Safetensors.write(second, metadata: ["epoch": "2"], toFile: path)
         let loaded = try SafetensorsFile(contentsOfFile: path)
-        #expect(loaded.metadata == ["epoch": "2"])
+        // The data is v (one float) then w (two), little-endian; the writer adds its SHA-256.
+        let data: [UInt8] = littleEndianBytes([7, 4, 5])
+        #expect(loaded.metadata == ["epoch": "2", Safetensors.checksumKey: SHA256.hex(of: data)])
+        #expect(loaded.data == data)
         #expect(try loaded.tensor(named: "w") == second["w"])
         #expect(try loaded.tensor(named: "v") == second["v"])
         // No temporary files are left behind.

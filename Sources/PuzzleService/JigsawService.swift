@@ -60,9 +60,17 @@ public final class JigsawService: Sendable {
 
     /// Makes BLAS single-threaded: the server parallelises over requests, and OpenBLAS threads
     /// inside each small product would only compete with them. Call once at process start.
+    ///
+    /// It also caps glibc's malloc arenas at two: every Dispatch worker thread would otherwise get
+    /// an arena of its own, and memory freed in one is not reused by the others, so a long load
+    /// grows the resident size in steps as new threads appear.
     public static func configureProcess() {
         BLAS.setThreads(1)
+        _ = glibcMallopt(mallocArenaMaximum, 2)
     }
+
+    /// `M_ARENA_MAX` of `<malloc.h>`.
+    private static let mallocArenaMaximum: Int32 = -8
 
     /// An HTTP server answering with this service's router and JSON errors.
     ///
@@ -313,6 +321,10 @@ public final class WorkGate: @unchecked Sendable {
         condition.unlock()
     }
 }
+
+/// glibc's `mallopt` (declared in `<malloc.h>`, which the Glibc module does not export).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 
 /// A weak reference to the server, so the service does not keep a stopped server alive.
 struct WeakServer {

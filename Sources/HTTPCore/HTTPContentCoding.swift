@@ -1,4 +1,4 @@
-import CZlib
+import GzipCoding
 import Dispatch
 import Foundation
 
@@ -115,43 +115,6 @@ public struct HTTPAcceptEncoding: Sendable, Equatable {
     }
 }
 
-/// gzip compression of response content, through zlib.
-public enum HTTPGzip {
-    /// Compresses bytes as one gzip member (RFC 1952) with a zero modification time, so equal
-    /// input gives equal output (and an entity tag derived from the input stays valid).
-    ///
-    /// - Parameters:
-    ///   - bytes: the content.
-    ///   - level: zlib level, 1 (fastest) to 9 (smallest).
-    /// - Returns: the gzip stream.
-    /// - Complexity: O(n).
-    public static func compress(_ bytes: [UInt8], level: Int = 6) -> [UInt8] {
-        precondition((1...9).contains(level), "gzip level \(level) outside 1...9")
-        var stream = z_stream()
-        // windowBits 16 + 15 asks zlib for the gzip wrapper; memLevel 8 is zlib's default.
-        let initialised = deflateInit2_(&stream, Int32(level), Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
-                                        zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-        precondition(initialised == Z_OK, "deflateInit2 failed with \(initialised)")
-        defer { deflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(bytes.count))) + 64)
-        var written = 0
-        var status: Int32 = Z_OK
-        bytes.withUnsafeBufferPointer { input in
-            output.withUnsafeMutableBufferPointer { out in
-                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
-                stream.avail_in = UInt32(input.count)
-                stream.next_out = out.baseAddress
-                stream.avail_out = UInt32(out.count)
-                status = deflate(&stream, Z_FINISH)
-                written = out.count - Int(stream.avail_out)
-            }
-        }
-        precondition(status == Z_STREAM_END, "deflate into a deflateBound-sized buffer returned \(status)")
-        output.removeLast(output.count - written)
-        return output
-    }
-}
-
 /// When and how responses are compressed.
 ///
 /// A response is compressed when the request accepts gzip (``HTTPAcceptEncoding``), the response
@@ -199,7 +162,7 @@ public struct HTTPCompression: Sendable {
         response.headers.addVary("Accept-Encoding")
         guard HTTPAcceptEncoding(request: request).preferredCoding(offering: [.gzip]) == .gzip else { return }
         let start = DispatchTime.now().uptimeNanoseconds
-        response.body = HTTPGzip.compress(response.body, level: level)
+        response.body = Gzip.compress(response.body, level: level)
         response.headers["Content-Encoding"] = HTTPContentCoding.gzip.rawValue
         if let timing = response.headers["Server-Timing"] {
             // The handler timed its own phases; the compression is one more, after them.

@@ -1,10 +1,11 @@
 import CZlib
+import GzipCoding
 import Foundation
 import HTTPCore
 import Testing
 
 /// Inflates a gzip stream with zlib's own decoder (the independent reference for
-/// `HTTPGzip.compress`), or `nil` when zlib reports an error.
+/// `Gzip.compress`), or `nil` when zlib reports an error.
 func gunzip(_ bytes: [UInt8]) -> [UInt8]? {
     var stream = z_stream()
     guard inflateInit2_(&stream, 16 + MAX_WBITS, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
@@ -94,12 +95,12 @@ struct HTTPContentCodingTests {
         let noise = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
         for (label, input) in [("text", text), ("noise", noise)] {
             for level in [1, 6, 9] {
-                let compressed = HTTPGzip.compress(input, level: level)
+                let compressed = Gzip.compress(input, level: level)
                 #expect(compressed.prefix(2) == [0x1F, 0x8B], "\(label) level \(level): gzip magic")
                 #expect(gunzip(compressed) == input, "\(label) size \(size) level \(level)")
             }
         }
-        #expect(HTTPGzip.compress(text) == HTTPGzip.compress(text), "deterministic (zero mtime)")
+        #expect(Gzip.compress(text) == Gzip.compress(text), "deterministic (zero mtime)")
     }
 
     struct CompressionCase: Sendable, CustomTestStringConvertible {

@@ -74,14 +74,19 @@ public struct SHA256: Sendable {
         return words.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
     }
 
+    /// The digest of everything added, in lowercase hexadecimal (as `sha256sum` prints it).
+    public func hexDigest() -> String {
+        finalize().map { byte in
+            let text = String(byte, radix: 16)
+            return byte < 16 ? "0" + text : text
+        }.joined()
+    }
+
     /// The digest of `bytes` in lowercase hexadecimal (as `sha256sum` prints it).
     public static func hex(of bytes: UnsafeRawBufferPointer) -> String {
         var hasher = SHA256()
         hasher.update(bytes)
-        return hasher.finalize().map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
-        }.joined()
+        return hasher.hexDigest()
     }
 
     /// The digest of `bytes` in lowercase hexadecimal.

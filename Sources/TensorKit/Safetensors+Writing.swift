@@ -39,7 +39,7 @@ public enum Safetensors {
                     #endif
                 }
             }
-            metadata[checksumKey] = hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            metadata[checksumKey] = hasher.hexDigest()
         }
         var header: [UInt8] = [UInt8(ascii: "{")]
         var first = true
@@ -49,15 +49,7 @@ public enum Safetensors {
         }
         if !metadata.isEmpty {
             separator()
-            SafetensorsJSON.appendString("__metadata__", to: &header)
-            header.append(contentsOf: Array(":{".utf8))
-            for (index, key) in metadata.keys.sorted().enumerated() {
-                if index > 0 { header.append(UInt8(ascii: ",")) }
-                SafetensorsJSON.appendString(key, to: &header)
-                header.append(UInt8(ascii: ":"))
-                SafetensorsJSON.appendString(metadata[key] ?? "", to: &header)
-            }
-            header.append(UInt8(ascii: "}"))
+            appendMetadata(metadata, to: &header)
         }
         var offset = 0
         for name in names {
@@ -90,6 +82,19 @@ public enum Safetensors {
         return output
     }
 
+    /// `"__metadata__":{…}` with the keys in sorted order, as compact JSON.
+    private static func appendMetadata(_ metadata: [String: String], to header: inout [UInt8]) {
+        SafetensorsJSON.appendString("__metadata__", to: &header)
+        header.append(contentsOf: Array(":{".utf8))
+        for (index, key) in metadata.keys.sorted().enumerated() {
+            if index > 0 { header.append(UInt8(ascii: ",")) }
+            SafetensorsJSON.appendString(key, to: &header)
+            header.append(UInt8(ascii: ":"))
+            SafetensorsJSON.appendString(metadata[key] ?? "", to: &header)
+        }
+        header.append(UInt8(ascii: "}"))
+    }
+
     /// Writes float32 tensors and metadata to `path` atomically.
     ///
     /// The bytes go to a temporary file in the same directory, which is flushed to disk (`fsync`)
@@ -111,15 +116,7 @@ public enum Safetensors {
         var metadata = metadata
         metadata[checksumKey] = SHA256.hex(of: file.data)
         var header: [UInt8] = [UInt8(ascii: "{")]
-        SafetensorsJSON.appendString("__metadata__", to: &header)
-        header.append(contentsOf: Array(":{".utf8))
-        for (index, key) in metadata.keys.sorted().enumerated() {
-            if index > 0 { header.append(UInt8(ascii: ",")) }
-            SafetensorsJSON.appendString(key, to: &header)
-            header.append(UInt8(ascii: ":"))
-            SafetensorsJSON.appendString(metadata[key] ?? "", to: &header)
-        }
-        header.append(UInt8(ascii: "}"))
+        appendMetadata(metadata, to: &header)
         let ordered = file.entries.sorted {
             ($0.value.byteRange.lowerBound, $0.value.byteRange.upperBound, $0.key)
                 < ($1.value.byteRange.lowerBound, $1.value.byteRange.upperBound, $1.key)

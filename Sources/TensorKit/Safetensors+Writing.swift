@@ -213,9 +213,10 @@ enum SafetensorsFileIO {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         while let entry = readdir(stream) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
+            // Read the name in place: a record can be shorter than `dirent` (it ends after the
+            // name's NUL), so copying the whole 256-byte `d_name` could read past the mapping.
+            guard let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name) else { continue }
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
             guard let writer = temporaryFileWriter(name, base: base) else { continue }
             let full = (directory.isEmpty ? "" : directory + "/") + name
             var status = stat()

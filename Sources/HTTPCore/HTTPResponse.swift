@@ -48,6 +48,11 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: data)
     }
 
+    /// An `application/json` response with already encoded bytes.
+    public static func json(_ bytes: [UInt8], status: HTTPStatus = .ok) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: bytes)
+    }
+
     /// An `application/json` response encoding `value`.
     ///
     /// - Throws: the encoder's error.

@@ -23,17 +23,17 @@ enum JSONScalar: Encodable, Equatable {
 }
 
 /// Links to a stored puzzle's resources.
-struct PuzzleLinks: Encodable {
-    var puzzle: String
-    var scrambled: String
-    var solution: String
-    var soft: String
+package struct PuzzleLinks: Encodable {
+    package var puzzle: String
+    package var scrambled: String
+    package var solution: String
+    package var soft: String
 
     enum CodingKeys: String, CodingKey {
         case puzzle = "self", scrambled, solution, soft
     }
 
-    init(id: String) {
+    package init(id: String) {
         let base = "/v1/puzzles/\(id)"
         puzzle = base
         scrambled = base + "/scrambled.png"
@@ -43,15 +43,15 @@ struct PuzzleLinks: Encodable {
 }
 
 /// A soft matrix in a response.
-struct SoftMatrixBody: Encodable {
-    var tau: Float
-    var iterations: Int
+package struct SoftMatrixBody: Encodable {
+    package var tau: Float
+    package var iterations: Int
     /// `matrix[i][j] = S(X/τ)[i, j]`.
-    var matrix: [[Float]]
+    package var matrix: [[Float]]
     /// `Σ_i |Σ_j P_ij − 1|` after the last iteration (columns sum to 1 exactly).
-    var rowMarginalError: Float
+    package var rowMarginalError: Float
 
-    init(_ matrix: Tensor, tau: Float, iterations: Int, marginalError: Float) {
+    package init(_ matrix: Tensor, tau: Float, iterations: Int, marginalError: Float) {
         self.tau = tau
         self.iterations = iterations
         self.matrix = ResponseEncoding.rows(matrix)
@@ -60,44 +60,75 @@ struct SoftMatrixBody: Encodable {
 }
 
 /// The JSON answer of `POST /v1/solve`, `GET /v1/samples/{k}` and `GET /v1/puzzles/{id}`.
-struct PuzzleBody: Encodable {
-    var id: String
-    var model: String
-    var grid: Int
-    var permutation: [Int]
-    var confidence: [Float]
+package struct PuzzleBody: Encodable {
+    package var id: String
+    package var model: String
+    package var grid: Int
+    package var permutation: [Int]
+    package var confidence: [Float]
     /// The reconstructed image, base64: PNG for gray puzzles, JPEG for colour ones unless the
     /// request asked otherwise (`reconstruction_type` says which).
-    var reconstruction: String?
+    package var reconstruction: String?
     /// The media type of `reconstruction`.
-    var reconstructionType: String?
+    package var reconstructionType: String?
     /// The scrambled image (base64 PNG), for samples.
-    var scrambled: String?
+    package var scrambled: String?
     /// The network's scores, on `GET /v1/puzzles/{id}`.
-    var scores: [[Float]]?
-    var soft: SoftMatrixBody?
+    package var scores: [[Float]]?
+    package var soft: SoftMatrixBody?
     /// The correct permutation when known (samples), and how many pieces the solution places right.
-    var truth: [Int]?
-    var correctPieces: Int?
-    var sample: SampleBody?
-    var origin: String
-    var created: String
+    package var truth: [Int]?
+    package var correctPieces: Int?
+    package var sample: SampleBody?
+    package var origin: String
+    package var created: String
     /// The puzzle's routes; absent when the store could not keep it (see `warnings`).
-    var links: PuzzleLinks?
+    package var links: PuzzleLinks?
     /// How the grid was found when the request named neither a model nor a grid.
-    var gridDetection: GridDetectionBody? = nil
+    package var gridDetection: GridDetectionBody? = nil
     /// Notes on the input or the choice of model (e.g. a colour photo given to a digit model).
-    var warnings: [String]? = nil
+    package var warnings: [String]? = nil
+
+    package init(id: String, model: String, grid: Int, permutation: [Int], confidence: [Float], reconstruction: String? = nil,
+                 reconstructionType: String? = nil, scrambled: String? = nil, scores: [[Float]]? = nil,
+                 soft: SoftMatrixBody? = nil, truth: [Int]? = nil, correctPieces: Int? = nil, sample: SampleBody? = nil,
+                 origin: String, created: String, links: PuzzleLinks? = nil, gridDetection: GridDetectionBody? = nil,
+                 warnings: [String]? = nil) {
+        self.id = id
+        self.model = model
+        self.grid = grid
+        self.permutation = permutation
+        self.confidence = confidence
+        self.reconstruction = reconstruction
+        self.reconstructionType = reconstructionType
+        self.scrambled = scrambled
+        self.scores = scores
+        self.soft = soft
+        self.truth = truth
+        self.correctPieces = correctPieces
+        self.sample = sample
+        self.origin = origin
+        self.created = created
+        self.links = links
+        self.gridDetection = gridDetection
+        self.warnings = warnings
+    }
 }
 
 /// The grid ``GridDetector`` found in a scrambled image: the grid, its confidence in `[0, 1]` and
 /// the score of every candidate grid served.
-struct GridDetectionBody: Encodable {
-    var grid: Int
-    var confidence: Float
-    var scores: [String: Float]
+package struct GridDetectionBody: Encodable {
+    package var grid: Int
+    package var confidence: Float
+    package var scores: [String: Float]
 
-    init(_ detection: GridDetector.Detection) {
+    package init(grid: Int, confidence: Float, scores: [String: Float]) {
+        self.grid = grid
+        self.confidence = confidence
+        self.scores = scores
+    }
+
+    package init(_ detection: GridDetector.Detection) {
         grid = detection.grid
         confidence = detection.confidence
         scores = Dictionary(uniqueKeysWithValues: detection.scores.map { (String($0.key), $0.value) })
@@ -105,11 +136,18 @@ struct GridDetectionBody: Encodable {
 }
 
 /// Where a sample puzzle came from.
-struct SampleBody: Encodable {
-    var dataset: String
-    var index: Int
-    var label: Int?
-    var seed: UInt64
+package struct SampleBody: Encodable {
+    package var dataset: String
+    package var index: Int
+    package var label: Int?
+    package var seed: UInt64
+
+    package init(dataset: String, index: Int, label: Int?, seed: UInt64) {
+        self.dataset = dataset
+        self.index = index
+        self.label = label
+        self.seed = seed
+    }
 }
 
 /// The JSON answer of `POST /v1/scramble`.
@@ -179,8 +217,8 @@ struct ModelBody: Encodable {
 }
 
 /// Shared JSON encoding for responses.
-enum ResponseEncoding {
-    static func encoder() -> JSONEncoder {
+package enum ResponseEncoding {
+    package static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -194,6 +232,17 @@ enum ResponseEncoding {
         } catch {
             throw .numericalFailure("the response holds numbers JSON cannot carry: \(error)")
         }
+    }
+
+    /// A JSON response written by the value itself (the same bytes as through ``encoder()``).
+    static func json(_ value: some JSONWritable, status: HTTPStatus = .ok) throws(ServiceError) -> HTTPResponse {
+        var writer = JSONWriter(capacity: 4096)
+        do {
+            try value.write(to: &writer)
+        } catch {
+            throw .numericalFailure("the response holds numbers JSON cannot carry: \(error)")
+        }
+        return HTTPResponse.json(writer.bytes, status: status)
     }
 
     /// A PNG response.

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import HTTPCore
 
 /// Wall time of the phases of one request, sent back as a `Server-Timing` header (W3C Server
 /// Timing: `name;dur=milliseconds`), so a client sees where its request's time went.
@@ -25,6 +26,6 @@ final class ServerTiming {
 
     /// `decode;dur=12.3, network;dur=4.56, …`.
     var header: String {
-        phases.map { "\($0.name);dur=\(String(format: "%.3f", $0.milliseconds))" }.joined(separator: ", ")
+        phases.map { "\($0.name);dur=\(ServerTimingValue.milliseconds($0.milliseconds))" }.joined(separator: ", ")
     }
 }

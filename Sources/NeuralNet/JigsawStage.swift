@@ -48,7 +48,7 @@ public protocol RowLocalStage: JigsawStage {
 extension RowLocalStage {
     public func forward(_ pass: StagePass) {
         let input = pass.input
-        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
+        Parallel.forEachRowRange(count: pass.rows, workers: pass.workers) { _, range in
             forward(rows: range, input: input, pass: pass)
         }
     }

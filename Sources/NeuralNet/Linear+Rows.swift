@@ -5,12 +5,22 @@ extension Linear {
     /// The weight and bias gradient sizes, rounded to 16 floats so workers never share a cache line.
     var partialStride: Int { (weight.value.count + (bias?.value.count ?? 0) + 15) / 16 * 16 }
 
-    /// Calls `body(start, rows)` for consecutive chunks of `range`.
+    /// Rows per chunk: the largest power of two within ``rowsPerSingleThreadedCall`` and
+    /// ``Parallel/rowGranule``, so chunk boundaries fall on one grid whatever the worker count.
+    var rowsPerChunk: Int {
+        var chunk = 1
+        while chunk * 2 <= min(rowsPerSingleThreadedCall, Parallel.rowGranule) { chunk *= 2 }
+        return chunk
+    }
+
+    /// Calls `body(start, rows)` for consecutive chunks of `range`, cut at multiples of
+    /// ``rowsPerChunk`` (so a row meets the same BLAS call for any split of the rows that is cut
+    /// at multiples of ``Parallel/rowGranule``).
     func forEachChunk(of range: Range<Int>, _ body: (Int, Int) -> Void) {
-        let chunk = rowsPerSingleThreadedCall
+        let chunk = rowsPerChunk
         var start = range.lowerBound
         while start < range.upperBound {
-            let rows = min(chunk, range.upperBound - start)
+            let rows = min((start / chunk + 1) * chunk, range.upperBound) - start
             body(start, rows)
             start += rows
         }
@@ -97,7 +107,7 @@ struct LinearStageBuffers {
     func backward(_ linear: Linear, pass: StagePass, outputGradient: UnsafeMutablePointer<Float>,
                   before: (Range<Int>) -> Void = { _ in }) {
         let (input, partials, stride, inputGradient) = (pass.input, partials.pointer, linear.partialStride, pass.inputGradient)
-        Parallel.forEachRange(count: pass.rows, workers: pass.workers) { worker, range in
+        Parallel.forEachRowRange(count: pass.rows, workers: pass.workers) { worker, range in
             before(range)
             let partial = partials + worker * stride
             partial.update(repeating: 0, count: stride)

@@ -25,6 +25,36 @@ enum Parallel {
         }
     }
 
+    /// Rows (pieces) per granule: row-parallel passes split their rows only at multiples of this,
+    /// and ``Linear/forEachChunk(of:_:)`` cuts its BLAS calls at multiples of a power of two that
+    /// divides it. Every row then goes through the same BLAS call (same rows, same sizes) whatever
+    /// the worker count, so a forward pass is bitwise the same on 1 or 2 threads (BLAS kernels
+    /// round differently for different matrix sizes, which breaks exact ties between identical
+    /// pieces differently).
+    static let rowGranule = 64
+
+    /// ``forEachRange(count:workers:_:)`` for row-parallel passes: the ranges start and end at
+    /// multiples of ``rowGranule`` (or at `count`); a worker may get an empty range.
+    static func forEachRowRange(count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+        let used = max(1, min(workers, count))
+        if used == 1 {
+            body(0, 0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: used) { worker in
+                shared.value(worker, rowRange(worker, of: used, count: count))
+            }
+        }
+    }
+
+    /// The `worker`-th of `workers` contiguous ranges of `0..<count` cut at multiples of ``rowGranule``.
+    static func rowRange(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
+        func boundary(_ w: Int) -> Int { w >= workers ? count : (w * count / workers) / rowGranule * rowGranule }
+        return boundary(worker)..<boundary(worker + 1)
+    }
+
     /// The `worker`-th of `workers` nearly equal contiguous ranges of `0..<count`.
     static func range(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
         (worker * count / workers)..<((worker + 1) * count / workers)

@@ -86,7 +86,7 @@ public final class PieceEncoder: JigsawStage {
                 withOptionalPointer(convolution.bias?.value) { bias in
                     let weight = weight.baseAddress!
                     let source = blockInput
-                    Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                    Parallel.forEachRowRange(count: count, workers: workers) { worker, range in
                         let scratch = work.scratch(worker)
                         for n in range {
                             convolution.im2col(sample: source + n * geometry.inputSize,
@@ -115,7 +115,7 @@ public final class PieceEncoder: JigsawStage {
             } else {
                 normalisation.useRunningStatistics()
             }
-            Parallel.forEachRange(count: count, workers: workers) { _, range in
+            Parallel.forEachRowRange(count: count, workers: workers) { _, range in
                 normalisation.normalise(input: geometry.rectified.pointer, output: geometry.normalised.pointer,
                                         samples: range, planeSize: geometry.outputPlane)
                 if block == convolutions.count - 1 { then?(range) }
@@ -131,7 +131,7 @@ public final class PieceEncoder: JigsawStage {
             let geometry = work.blocks[block]
             let convolution = convolutions[block], normalisation = normalisations[block]
             let sums = normalisation.partials(workers: workers)
-            Parallel.forEachRange(count: count, workers: workers) { worker, range in
+            Parallel.forEachRowRange(count: count, workers: workers) { worker, range in
                 normalisation.accumulateGradientSums(outputGradient: geometry.normalisedGradient.pointer,
                                                      input: geometry.rectified.pointer, samples: range,
                                                      planeSize: geometry.outputPlane,
@@ -147,7 +147,7 @@ public final class PieceEncoder: JigsawStage {
             let hasBias = convolution.bias != nil
             convolution.weight.value.withUnsafeBufferPointer { weight in
                 let weight = weight.baseAddress!
-                Parallel.forEachRange(count: count, workers: workers) { worker, range in
+                Parallel.forEachRowRange(count: count, workers: workers) { worker, range in
                     let scratch = work.scratch(worker)
                     scratch.weightGradient.update(repeating: 0, count: weightSize + geometry.channels)
                     for n in range {

@@ -71,7 +71,7 @@ public final class SetContext: JigsawStage {
         var features = pass.input
         if let embedding {
             let (input, output, units) = (pass.input, embedded.pointer, embedding.outputFeatures)
-            Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
+            Parallel.forEachRowRange(count: pass.rows, workers: pass.workers) { _, range in
                 embedding.forward(input: input, range: range, output: output)
                 ReLU.rectify(output + range.lowerBound * units, count: range.count * units)
             }
@@ -107,7 +107,7 @@ public final class SetContext: JigsawStage {
         if let embedding {
             let (units, stride) = (embedding.outputFeatures, embedding.partialStride)
             let (embedded, dEmbedded, partials) = (embedded.pointer, embeddedGradient.pointer, partials.pointer)
-            Parallel.forEachRange(count: pass.rows, workers: pass.workers) { worker, range in
+            Parallel.forEachRowRange(count: pass.rows, workers: pass.workers) { worker, range in
                 for piece in range {
                     let row = dEmbedded + piece * units
                     row.update(from: dMeans + (piece / n) * units, count: units)
@@ -120,7 +120,7 @@ public final class SetContext: JigsawStage {
             }
             embedding.reducePartials(partials, workers: pass.workers)
         } else {
-            Parallel.forEachRange(count: pass.rows, workers: pass.workers) { _, range in
+            Parallel.forEachRowRange(count: pass.rows, workers: pass.workers) { _, range in
                 for piece in range {
                     let row = inputGradient + piece * width
                     let term = dMeans + (piece / n) * width

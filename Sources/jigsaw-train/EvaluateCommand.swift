@@ -23,6 +23,9 @@ struct EvaluateCommand: CheckedCommand {
     @Option(name: .customLong("jpeg-quality"),
             help: "Re-encode every scrambled puzzle as a JPEG of this quality (1-100) before solving it, as a phone would save it.")
     var jpegQuality: Int?
+    @Option(name: .customLong("shift-pixels"),
+            help: "Translate every test image by this many pixels right and down (negative: left and up), black fill, before cutting it: a digit off the centre.")
+    var shiftPixels: Int = 0
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
     @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
@@ -41,6 +44,8 @@ struct EvaluateCommand: CheckedCommand {
         if record && photoAspect != 1 { throw ValidationError("--record measures square crops: drop --photo-aspect") }
         if let jpegQuality, !(1...100).contains(jpegQuality) { throw ValidationError("--jpeg-quality must be in 1...100") }
         if record && jpegQuality != nil { throw ValidationError("--record measures the pieces as they are: drop --jpeg-quality") }
+        if abs(shiftPixels) > 8 { throw ValidationError("--shift-pixels must be in -8...8") }
+        if record && shiftPixels != 0 { throw ValidationError("--record measures the images as they are: drop --shift-pixels") }
         try threadOptions.check()
     }
 
@@ -52,9 +57,10 @@ struct EvaluateCommand: CheckedCommand {
         }
         loaded.network.threadCount = threads
         let c = loaded.network.configuration
-        let data = try dataset.load(directory: self.data.directory ?? "", split: split,
+        let loadedData = try dataset.load(directory: self.data.directory ?? "", split: split,
                                     limit: limit, channels: c.channels, imageSize: c.imageSize, photoAspect: photoAspect,
                                     photoGrid: c.grid)
+        let data = shiftPixels == 0 ? loadedData : loadedData.shifted(x: shiftPixels, y: shiftPixels)
         let result: JigsawEvaluation
         do {
             result = try JigsawEvaluator.evaluate(network: loaded.network, dataset: data, seed: seed, jpegQuality: jpegQuality)

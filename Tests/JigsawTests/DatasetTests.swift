@@ -222,3 +222,16 @@ func temporaryDirectory(_ name: String) throws -> String {
         }
     }
 }
+
+@Suite struct ShiftedDatasetTests {
+    /// Two 3×3 gray images shifted one column right and one row down, and back: written out by
+    /// hand, the uncovered row and column black.
+    @Test func shiftMovesEveryPixelAndFillsBlack() {
+        let pixels: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+        let dataset = ImageDataset(count: 2, channels: 1, height: 3, width: 3, pixels: pixels)
+        #expect(dataset.shifted(x: 1, y: 1).pixels == [0, 0, 0, 0, 1, 2, 0, 4, 5, 0, 0, 0, 0, 10, 20, 0, 40, 50])
+        #expect(dataset.shifted(x: -1, y: 0).pixels == [2, 3, 0, 5, 6, 0, 8, 9, 0, 20, 30, 0, 50, 60, 0, 80, 90, 0])
+        #expect(dataset.shifted(x: 0, y: 0) == dataset)
+        #expect(dataset.shifted(x: 3, y: 0).pixels == [UInt8](repeating: 0, count: 18))
+    }
+}

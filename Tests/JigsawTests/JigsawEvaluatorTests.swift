@@ -86,4 +86,28 @@ import TensorKit
         #expect(abs(result.kendallTau - recordedTau) < 0.06, "\(grid)×\(grid): \(result.json), recorded tau \(recordedTau)")
         #expect(abs(result.propWrong - recordedWrong) < 0.06, "\(grid)×\(grid): \(result.json), recorded wrong \(recordedWrong)")
     }
+
+    /// The figures do not depend on the worker count: the shipped 3×3 model's scores on the 300
+    /// fixture digits are bitwise the same on 1 and 2 threads (so exact ties between identical
+    /// pieces break the same way), and so is every figure of the evaluation.
+    @Test func evaluationDoesNotDependOnTheThreadCount() throws {
+        let path = URL(fileURLWithPath: fixturesDirectory).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Models/mnist-3x3.safetensors").path
+        let loaded = try JigsawModelFile.load(contentsOfFile: path)
+        let digits = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
+        var generator = SeededGenerator(seed: 0)
+        var batch = PuzzleBatch(batchSize: 300, grid: 3, channels: 1, height: 28, width: 28)
+        batch.fill(from: digits, indices: 0..<300, generator: &generator, normalization: nil)
+        loaded.network.isTraining = false
+        var scores: [[Float]] = []
+        var figures: [String] = []
+        for threads in [1, 2] {
+            loaded.network.threadCount = threads
+            scores.append(JigsawInference.scores(loaded.network, pieces: batch.scrambled).withUnsafeBufferPointer { Array($0) })
+            figures.append(try JigsawEvaluator.evaluate(network: loaded.network, dataset: digits, seed: 0, batchSize: 256).json)
+        }
+        let differing = zip(scores[0], scores[1]).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(scores[0].count == 300 * 81 && differing == 0, "\(differing) scores differ between 1 and 2 threads")
+        #expect(figures[0] == figures[1], "1 thread: \(figures[0]); 2 threads: \(figures[1])")
+    }
 }

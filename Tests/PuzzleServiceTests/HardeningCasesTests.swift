@@ -9,20 +9,6 @@ import Testing
 /// them only a layer below (the work gate alone, the HTTP server with a stand-in handler).
 @Suite("Hardening cases end to end", .serialized)
 struct HardeningCasesTests {
-    /// Holds one slot of `gate` on another thread until `release` is signalled; returns once held.
-    private static func holdSlot(_ gate: WorkGate, until release: DispatchSemaphore, done: DispatchGroup) {
-        let held = DispatchSemaphore(value: 0)
-        done.enter()
-        Thread.detachNewThread {
-            _ = try? gate.run {
-                held.signal()
-                release.wait()
-            }
-            done.leave()
-        }
-        held.wait()
-    }
-
     /// Waits (bounded by a count of short sleeps, not asserted as a duration) until `condition` holds.
     private static func eventually(_ condition: () -> Bool) -> Bool {
         for _ in 0..<2000 {
@@ -62,7 +48,7 @@ struct HardeningCasesTests {
         try withService(models: [try intensityModel(grid: 2)], configuration: configuration) { port, service in
             let png = try PNG.encode(scrambledImage(grid: 2, permutation: [0, 1, 2, 3], width: 28, height: 28))
             let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-            Self.holdSlot(service.workGate, until: release, done: done)
+            holdWorkSlot(service.workGate, until: release, done: done)
             let head = "POST /v1/scramble?grid=2&seed=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                 + "Content-Length: \(png.count)\r\n\r\n"
             let descriptor = try Self.sendAll(Array(head.utf8) + png, port: port)
@@ -89,7 +75,7 @@ struct HardeningCasesTests {
             let piece = Array(repeating: Array(repeating: 0.5, count: 14), count: 14)
             let body = try JSONSerialization.data(withJSONObject: ["pieces": Array(repeating: piece, count: 4)])
             let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-            Self.holdSlot(service.workGate, until: release, done: done)
+            holdWorkSlot(service.workGate, until: release, done: done)
             let head = "POST /v1/solve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 + "Content-Length: \(body.count)\r\n\r\n"
             let descriptor = try Self.sendAll(Array(head.utf8) + [UInt8](body), port: port)

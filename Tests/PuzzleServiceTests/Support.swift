@@ -183,3 +183,17 @@ func meanAbsoluteDifference(_ a: Image, _ b: Image) -> Double {
     precondition(a.pixels.count == b.pixels.count, "images differ in size")
     return Double(zip(a.pixels, b.pixels).reduce(0) { $0 + abs(Int($1.0) - Int($1.1)) }) / Double(max(a.pixels.count, 1))
 }
+
+/// Holds one slot of `gate` on another thread until `release` is signalled; returns once held.
+func holdWorkSlot(_ gate: WorkGate, until release: DispatchSemaphore, done: DispatchGroup) {
+    let held = DispatchSemaphore(value: 0)
+    done.enter()
+    Thread.detachNewThread {
+        _ = try? gate.run {
+            held.signal()
+            release.wait()
+        }
+        done.leave()
+    }
+    held.wait()
+}

@@ -5,20 +5,6 @@ import Testing
 
 @Suite("The heavy-work admission queue")
 struct WorkGateTests {
-    /// Holds one slot of `gate` on another thread until `release` is signalled; returns once held.
-    private static func holdSlot(_ gate: WorkGate, until release: DispatchSemaphore, done: DispatchGroup) {
-        let held = DispatchSemaphore(value: 0)
-        done.enter()
-        Thread.detachNewThread {
-            _ = try? gate.run {
-                held.signal()
-                release.wait()
-            }
-            done.leave()
-        }
-        held.wait()
-    }
-
     private static func waitUntilWaiting(_ gate: WorkGate, _ count: Int) {
         while gate.occupancy.waiting < count { Thread.sleep(forTimeInterval: 0.001) }
     }
@@ -27,7 +13,7 @@ struct WorkGateTests {
     func fullQueueSheds() throws {
         let gate = WorkGate(slots: 1, maximumWaiting: 0, maximumWait: .seconds(3600))
         let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-        Self.holdSlot(gate, until: release, done: done)
+        holdWorkSlot(gate, until: release, done: done)
         #expect(throws: ServiceError.overloaded(reason: "the server is at capacity (1 requests working, 0 waiting)", retryAfter: 1)) {
             try gate.run { }
         }
@@ -41,7 +27,7 @@ struct WorkGateTests {
     func deadlineSheds() throws {
         let gate = WorkGate(slots: 1, maximumWaiting: 4, maximumWait: .milliseconds(20))
         let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-        Self.holdSlot(gate, until: release, done: done)
+        holdWorkSlot(gate, until: release, done: done)
         do {
             try gate.run { Issue.record("ran while the only slot was held") }
             Issue.record("no error")
@@ -59,7 +45,7 @@ struct WorkGateTests {
     func firstComeFirstServed() throws {
         let gate = WorkGate(slots: 1, maximumWaiting: 16, maximumWait: .seconds(3600))
         let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-        Self.holdSlot(gate, until: release, done: done)
+        holdWorkSlot(gate, until: release, done: done)
         let ran = Locked<[Int]>([])
         for index in 0..<6 {
             done.enter()
@@ -78,7 +64,7 @@ struct WorkGateTests {
     func expiredTicketIsSkipped() throws {
         let gate = WorkGate(slots: 1, maximumWaiting: 16, maximumWait: .milliseconds(30))
         let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-        Self.holdSlot(gate, until: release, done: done)
+        holdWorkSlot(gate, until: release, done: done)
         // This one expires while the slot is held.
         #expect(throws: ServiceError.self) { try gate.run { } }
         release.signal()
@@ -111,7 +97,7 @@ struct WorkGateTests {
         let configuration = ServiceConfiguration(storeCapacity: 8, seed: 1, concurrentWork: 1, workQueueLength: 0)
         try withService(models: [try intensityModel(grid: 2)], configuration: configuration) { port, service in
             let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-            Self.holdSlot(service.workGate, until: release, done: done)
+            holdWorkSlot(service.workGate, until: release, done: done)
             let piece = Array(repeating: Array(repeating: 0.5, count: 14), count: 14)
             let reply = try postJSON("/v1/solve", port: port, ["pieces": Array(repeating: piece, count: 4)])
             #expect(reply.status == 503)

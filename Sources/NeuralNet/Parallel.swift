@@ -10,6 +10,12 @@ enum Parallel {
     /// Calls `body(worker, range)` for `workers` contiguous ranges covering `0..<count`, in
     /// parallel when more than one worker has work.
     static func forEachRange(count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+        forEach(count: count, workers: workers, split: { range($0, of: $1, count: $2) }, body)
+    }
+
+    /// Runs `body(worker, split(worker, used, count))` on `used = min(workers, count)` workers.
+    private static func forEach(count: Int, workers: Int, split: (Int, Int, Int) -> Range<Int>,
+                                _ body: (Int, Range<Int>) -> Void) {
         let used = max(1, min(workers, count))
         if used == 1 {
             body(0, 0..<count)
@@ -18,9 +24,11 @@ enum Parallel {
         // The workers only touch disjoint ranges and per-worker scratch, and `concurrentPerform`
         // returns after all of them finish, so the closure never outlives this call.
         withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: used) { worker in
-                shared.value(worker, range(worker, of: used, count: count))
+            withoutActuallyEscaping(split) { split in
+                let shared = UncheckedSendable((body, split))
+                DispatchQueue.concurrentPerform(iterations: used) { worker in
+                    shared.value.0(worker, shared.value.1(worker, used, count))
+                }
             }
         }
     }
@@ -36,17 +44,7 @@ enum Parallel {
     /// ``forEachRange(count:workers:_:)`` for row-parallel passes: the ranges start and end at
     /// multiples of ``rowGranule`` (or at `count`); a worker may get an empty range.
     static func forEachRowRange(count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
-        let used = max(1, min(workers, count))
-        if used == 1 {
-            body(0, 0..<count)
-            return
-        }
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: used) { worker in
-                shared.value(worker, rowRange(worker, of: used, count: count))
-            }
-        }
+        forEach(count: count, workers: workers, split: { rowRange($0, of: $1, count: $2) }, body)
     }
 
     /// The `worker`-th of `workers` contiguous ranges of `0..<count` cut at multiples of ``rowGranule``.

@@ -84,12 +84,10 @@ package struct JSONWriter {
     package mutating func number<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F) throws(Failure) {
         guard value.isFinite else { throw Failure(description: "a non-finite number (\(value)) cannot be written as JSON") }
         separate()
-        let text = value.description
-        var utf8 = Array(text.utf8)
-        if utf8.count >= 2, utf8[utf8.count - 2] == UInt8(ascii: "."), utf8[utf8.count - 1] == UInt8(ascii: "0") {
-            utf8.removeLast(2)
-        }
-        bytes.append(contentsOf: utf8)
+        let start = bytes.count
+        bytes.append(contentsOf: value.description.utf8)
+        let end = bytes.count
+        if end - start >= 2, bytes[end - 2] == UInt8(ascii: "."), bytes[end - 1] == UInt8(ascii: "0") { bytes.removeLast(2) }
     }
 
     // MARK: - Optional fields (absent when nil, as `JSONEncoder` omits them)

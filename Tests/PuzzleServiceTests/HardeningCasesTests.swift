@@ -42,21 +42,27 @@ struct HardeningCasesTests {
         return descriptor
     }
 
+    /// Sends `request` while the only work slot is held, waits until it queues, closes the
+    /// connection, then frees the slot and waits until the gate has dropped the abandoned request.
+    private static func abandonWhileQueued(_ request: [UInt8], port: Int, service: JigsawService) throws {
+        let release = DispatchSemaphore(value: 0), done = DispatchGroup()
+        holdWorkSlot(service.workGate, until: release, done: done)
+        let descriptor = try sendAll(request, port: port)
+        #expect(eventually { service.workGate.occupancy.waiting == 1 })
+        close(descriptor)
+        release.signal()
+        done.wait()
+        #expect(eventually { service.workGate.abandonedCount == 1 })
+    }
+
     @Test("case 4: a scramble whose client closes while it waits in the work queue is never computed", .timeLimit(.minutes(1)))
     func abandonedScrambleIsNotComputed() throws {
         let configuration = ServiceConfiguration(storeCapacity: 8, seed: 1, concurrentWork: 1, workQueueLength: 4)
         try withService(models: [try intensityModel(grid: 2)], configuration: configuration) { port, service in
             let png = try PNG.encode(scrambledImage(grid: 2, permutation: [0, 1, 2, 3], width: 28, height: 28))
-            let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-            holdWorkSlot(service.workGate, until: release, done: done)
             let head = "POST /v1/scramble?grid=2&seed=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                 + "Content-Length: \(png.count)\r\n\r\n"
-            let descriptor = try Self.sendAll(Array(head.utf8) + png, port: port)
-            #expect(Self.eventually { service.workGate.occupancy.waiting == 1 })
-            close(descriptor)
-            release.signal()
-            done.wait()
-            #expect(Self.eventually { service.workGate.abandonedCount == 1 })
+            try Self.abandonWhileQueued(Array(head.utf8) + png, port: port, service: service)
             let metrics = try get("/metrics", port: port).text
             #expect(metrics.contains("jigsaw_work_abandoned_total 1"))
             #expect(metrics.contains("jigsaw_scrambles_total 0"), "the scramble was computed")
@@ -74,16 +80,9 @@ struct HardeningCasesTests {
         try withService(models: [try intensityModel(grid: 2)], configuration: configuration) { port, service in
             let piece = Array(repeating: Array(repeating: 0.5, count: 14), count: 14)
             let body = try JSONSerialization.data(withJSONObject: ["pieces": Array(repeating: piece, count: 4)])
-            let release = DispatchSemaphore(value: 0), done = DispatchGroup()
-            holdWorkSlot(service.workGate, until: release, done: done)
             let head = "POST /v1/solve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 + "Content-Length: \(body.count)\r\n\r\n"
-            let descriptor = try Self.sendAll(Array(head.utf8) + [UInt8](body), port: port)
-            #expect(Self.eventually { service.workGate.occupancy.waiting == 1 })
-            close(descriptor)
-            release.signal()
-            done.wait()
-            #expect(Self.eventually { service.workGate.abandonedCount == 1 })
+            try Self.abandonWhileQueued(Array(head.utf8) + [UInt8](body), port: port, service: service)
             let metrics = try get("/metrics", port: port).text
             #expect(metrics.contains("jigsaw_work_abandoned_total 1"))
             let solved = metrics.split(separator: "\n").filter { $0.hasPrefix("jigsaw_puzzles_solved_total{") }

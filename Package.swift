@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "SortingTests", dependencies: ["Sorting", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["TensorKit", "Sockets"], path: "Tests/TestSupport"),
         .testTarget(name: "JigsawTests", dependencies: ["Jigsaw", "NeuralNet", "Permutations", "TensorKit", "TestSupport"]),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "GzipCoding", "CZlib"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "GzipCoding", "CZlib", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "Sockets", "TestSupport"]),
         .testTarget(name: "PuzzleServiceTests", dependencies: ["PuzzleService", "HTTPCore", "RESP", "Jigsaw", "NeuralNet", "TensorKit", "TestSupport"]),
     ],

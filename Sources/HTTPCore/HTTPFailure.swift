@@ -7,8 +7,9 @@ public enum HTTPFailure: Error, Sendable, HTTPStatusConvertible, CustomStringCon
     case malformedRequest(HTTPParseError)
     /// The head or content did not arrive within its timeout (RFC 9110 §15.5.9). → 408
     case requestTimeout
-    /// The server is at its connection bound or shutting down. → 503
-    case serviceUnavailable
+    /// The server cannot take the request now (a connection bound or the body memory budget);
+    /// the client may retry. → 503 (the server adds `Retry-After`)
+    case serviceUnavailable(HTTPUnavailableReason)
     /// No route and no file for the path. → 404
     case notFound(path: String)
     /// A route matches the path but not the method (RFC 9110 §15.5.6). → 405 with `Allow`
@@ -32,7 +33,7 @@ public enum HTTPFailure: Error, Sendable, HTTPStatusConvertible, CustomStringCon
         switch self {
         case .malformedRequest(let error): error.description
         case .requestTimeout: "request not received in time"
-        case .serviceUnavailable: "server busy or shutting down"
+        case .serviceUnavailable(let reason): reason.message
         case .notFound(let path): "no resource at \(path)"
         case .methodNotAllowed(let allowed): "method not allowed; allowed: \(allowed.map(\.rawValue).joined(separator: ", "))"
         case .handlerError(let error):
@@ -69,3 +70,31 @@ public enum HTTPFailure: Error, Sendable, HTTPStatusConvertible, CustomStringCon
 
 /// Turns a failure into a response (status and `Allow` are enforced afterwards).
 public typealias HTTPErrorRenderer = @Sendable (HTTPFailure) -> HTTPResponse
+
+/// Why a request was turned away with 503 before a handler saw it.
+public enum HTTPUnavailableReason: Sendable, Equatable {
+    /// The server holds its maximum number of connections (``HTTPServerConfiguration/maxConnections``).
+    case connectionLimit(Int)
+    /// The client's address holds the most connections one client may open
+    /// (``HTTPServerConfiguration/maxConnectionsPerClient``).
+    case clientConnectionLimit(Int)
+    /// The declared content does not fit beside the content already buffered
+    /// (``HTTPServerConfiguration/bodyMemoryBudget``, in bytes).
+    case bodyMemoryBudget(Int)
+
+    /// A message for the client; it names the bound, never the client's input.
+    public var message: String {
+        switch self {
+        case .connectionLimit(let limit):
+            "the server holds its maximum of \(limit) connections; retry shortly"
+        case .clientConnectionLimit(let limit):
+            "this client address already holds \(limit) connections, the most one client may open; close one or retry shortly"
+        case .bodyMemoryBudget(let bytes):
+            "the server's memory for request content in flight (\(HTTPUnavailableReason.describe(bytes: bytes))) is in use; retry shortly"
+        }
+    }
+
+    static func describe(bytes: Int) -> String {
+        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
+    }
+}

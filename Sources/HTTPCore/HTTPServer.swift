@@ -54,15 +54,21 @@ public final class HTTPServer: @unchecked Sendable {
     /// its own, so they never queue behind heavy work for one of Dispatch's worker threads.
     private let cheapLane = SerialLane(name: "HTTPServer.cheap")
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    private let busyResponse: [UInt8]
+    /// The 503 answers sent as a connection is refused at accept: at the server's bound, and at
+    /// one client address's bound.
+    private let fullResponse: [UInt8], clientFullResponse: [UInt8]
 
     /// Creates a server that answers every request with `responder` (run on a worker queue).
     public init(configuration: HTTPServerConfiguration, responder: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
         self.configuration = configuration
         self.responder = responder
-        var busy = HTTPFailure.serviceUnavailable.response(renderer: configuration.errorRenderer)
-        busy.headers["Retry-After"] = "1"
-        busyResponse = HTTPResponseWriter.serialize(busy, requestMethod: nil, requestVersion: .http1_1, keepAlive: false)
+        func refusal(_ reason: HTTPUnavailableReason) -> [UInt8] {
+            var busy = HTTPFailure.serviceUnavailable(reason).response(renderer: configuration.errorRenderer)
+            busy.headers["Retry-After"] = "1"
+            return HTTPResponseWriter.serialize(busy, requestMethod: nil, requestVersion: .http1_1, keepAlive: false)
+        }
+        fullResponse = refusal(.connectionLimit(configuration.maxConnections))
+        clientFullResponse = refusal(.clientConnectionLimit(configuration.maxConnectionsPerClient))
     }
 
     /// Creates a server that answers with `router`.
@@ -207,10 +213,10 @@ public final class HTTPServer: @unchecked Sendable {
             }
             lock.withLock { counters.acceptedConnections += 1 }
             let client = HTTPServer.clientAddress(peer)
-            if connections.count >= configuration.maxConnections
-                || connectionsPerClient[client, default: 0] >= configuration.maxConnectionsPerClient {
+            let serverFull = connections.count >= configuration.maxConnections
+            if serverFull || connectionsPerClient[client, default: 0] >= configuration.maxConnectionsPerClient {
                 lock.withLock { counters.rejectedConnections += 1 }
-                busyResponse.withUnsafeBytes { _ = Socket.send(descriptor, $0) }
+                (serverFull ? fullResponse : clientFullResponse).withUnsafeBytes { _ = Socket.send(descriptor, $0) }
                 Socket.shutdownWrite(descriptor)
                 Socket.close(descriptor)
                 continue
@@ -290,7 +296,7 @@ public final class HTTPServer: @unchecked Sendable {
                     if connection.bodyStarted == nil { connection.bodyStarted = now }
                     guard reserveBody(connection) else {
                         lock.withLock { counters.rejectedBodies += 1 }
-                        fail(connection, .serviceUnavailable, request: nil)
+                        fail(connection, .serviceUnavailable(.bodyMemoryBudget(configuration.bodyMemoryBudget)), request: nil)
                         return
                     }
                 }

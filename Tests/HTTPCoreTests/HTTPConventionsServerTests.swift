@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HTTPCore
 import Testing
+import TestSupport
 
 /// A directory of web files for the tests, made once per process.
 enum WebFixture {

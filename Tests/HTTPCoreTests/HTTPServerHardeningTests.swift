@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import HTTPCore
 import Testing
+import TestSupport
 
 @Suite("HTTP server under hostile load: per-client cap, body budget, cheap lane, abandoned requests", .serialized)
 struct HTTPServerHardeningTests {
@@ -20,6 +21,7 @@ struct HTTPServerHardeningTests {
         let refused = try fourth.readResponse()
         #expect(refused.status == 503)
         #expect(refused.headers["retry-after"] == "1")
+        #expect(refused.text == "this client address already holds 3 connections, the most one client may open; close one or retry shortly\n")
         let other = try RawClient(port: server.port, source: "127.0.0.2")
         other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try other.readResponse().status == 200)
@@ -57,6 +59,7 @@ struct HTTPServerHardeningTests {
         }
         #expect(refused?.status == 503)
         #expect(refused?.headers["retry-after"] == "1")
+        #expect(refused?.text == "the server's memory for request content in flight (1 MiB) is in use; retry shortly\n")
         #expect(server.metrics().rejectedBodies >= 1)
         // A small body still fits beside the holder.
         let small = try RawClient(port: server.port)

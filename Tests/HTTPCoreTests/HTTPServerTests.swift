@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import HTTPCore
 import Testing
+import TestSupport
 
 /// A value shared between threads in tests.
 final class Locked<Value>: @unchecked Sendable {
@@ -242,6 +243,7 @@ struct HTTPServerTests {
         let refused = try third.readResponse()
         #expect(refused.status == 503)
         #expect(refused.headers["retry-after"] == "1")
+        #expect(refused.text == "the server holds its maximum of 2 connections; retry shortly\n")
         #expect(third.readsEndOfFile())
         #expect(server.metrics().rejectedConnections == 1)
         #expect(server.metrics().openConnections == 2)

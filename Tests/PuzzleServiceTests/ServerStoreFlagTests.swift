@@ -30,6 +30,25 @@ struct ServerStoreFlagTests {
         return (process, out, err)
     }
 
+    /// What the server prints up to the line that announces its port (less if it exits first).
+    static func announcement(on out: Pipe) -> String {
+        var text = ""
+        while !text.contains("listening on http://"), !text.hasSuffix("\n\n") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        return text
+    }
+
+    static func port(in announcement: String) throws -> Int {
+        let line = try #require(announcement.split(separator: "\n").first { $0.hasPrefix("listening on http://") }, "\(announcement)")
+        return try #require(line.split(separator: ":").last.flatMap { Int($0) })
+    }
+
+    /// The port a launched server announces on its standard output.
+    static func port(announcedOn out: Pipe) throws -> Int { try port(in: announcement(on: out)) }
+
     @Test("a bad --store is refused at start with the part that is wrong", arguments: [
         ("redis://cache:99999", "--store must be memory or redis://[[user]:password@]host[:port][/db]: invalid Redis URL 'redis://cache:99999': the port must be in 1...65535"),
         ("rediss://cache", "TLS (rediss://) is not supported"),
@@ -58,16 +77,9 @@ struct ServerStoreFlagTests {
             let (process, out, _) = try Self.launch(["--port", "0", "--model", Self.model, "--samples", Fixtures.samples,
                                                      "--store", "redis://127.0.0.1:\(redis.port)/1", "--no-access-log"])
             processes.append(process)
-            // Reads until the line that announces the port (the pipe ends if the server exits).
-            var text = ""
-            while !text.contains("listening on http://"), !text.hasSuffix("\n\n") {
-                let data = out.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                text += String(decoding: data, as: UTF8.self)
-            }
+            let text = Self.announcement(on: out)
             #expect(text.contains("store: redis://127.0.0.1:\(redis.port)/1"), "\(text)")
-            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("listening on http://") })
-            ports.append(try #require(line.split(separator: ":").last.flatMap { Int($0) }))
+            ports.append(try Self.port(in: text))
         }
         let sample = try get("/v1/samples/3?dataset=mnist", port: ports[0])
         #expect(sample.status == 200, "\(sample.text)")

@@ -1,30 +1,29 @@
 import Foundation
 import Glibc
-import HTTPCore
 
 /// A blocking TCP client for tests: it sends raw bytes and reads responses with a receive
 /// timeout, so a test never sleeps to synchronise and never hangs.
-final class RawClient {
-    struct Response {
-        var status: Int
-        var headers: [String: String]
-        var body: [UInt8]
-        var text: String { String(decoding: body, as: UTF8.self) }
+public final class RawClient {
+    public struct Response {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    enum Failure: Error {
+    public enum Failure: Error {
         case connect(Int32)
         case timedOut
         case closed
         case malformed(String)
     }
 
-    let descriptor: Int32
+    public let descriptor: Int32
     private var buffer: [UInt8] = []
 
     /// Connects to 127.0.0.1:port from `source` (another loopback address stands for another
     /// client); reads time out after `timeout` seconds.
-    init(port: Int, timeout: Double = 5, source: String? = nil) throws {
+    public init(port: Int, timeout: Double = 5, source: String? = nil) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure.connect(errno) }
         if let source {
@@ -59,9 +58,9 @@ final class RawClient {
 
     deinit { close(descriptor) }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    public func send(_ text: String) { send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) {
+    public func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -85,7 +84,7 @@ final class RawClient {
     }
 
     /// Reads one response (Content-Length or chunked framing; no body for HEAD or 1xx/204/304).
-    func readResponse(forHead: Bool = false) throws -> Response {
+    public func readResponse(forHead: Bool = false) throws -> Response {
         var headEnd: Range<Int>?
         while true {
             headEnd = buffer.firstRange(of: Array("\r\n\r\n".utf8))
@@ -135,7 +134,7 @@ final class RawClient {
     }
 
     /// Whether the server closed the connection (end of file, or reset) with nothing more to read.
-    func readsEndOfFile() -> Bool {
+    public func readsEndOfFile() -> Bool {
         guard buffer.isEmpty else { return false }
         do { return try !fill() } catch { return false }
     }

@@ -31,38 +31,15 @@ struct HardeningCasesTests {
         return condition()
     }
 
-    /// Opens a connection to the port and sends `bytes` in full, returning the open descriptor.
-    private static func sendAll(_ bytes: [UInt8], port: Int) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ClientFailure.connect(errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw ClientFailure.connect(errno)
-        }
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { break }
-            offset += sent
-        }
-        return descriptor
-    }
-
     /// Sends `request` while the only work slot is held, waits until it queues, closes the
     /// connection, then frees the slot and waits until the gate has dropped the abandoned request.
     private static func abandonWhileQueued(_ request: [UInt8], port: Int, service: JigsawService) throws {
         let release = DispatchSemaphore(value: 0), done = DispatchGroup()
         holdWorkSlot(service.workGate, until: release, done: done)
-        let descriptor = try sendAll(request, port: port)
+        var client: RawClient? = try RawClient(port: port)
+        client?.send(request)
         #expect(eventually { service.workGate.occupancy.waiting == 1 })
-        close(descriptor)
+        client = nil  // closes the connection
         release.signal()
         done.wait()
         #expect(eventually { service.workGate.abandonedCount == 1 })

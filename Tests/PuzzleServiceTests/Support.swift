@@ -5,6 +5,7 @@ import Jigsaw
 import NeuralNet
 import PuzzleService
 import TensorKit
+import TestSupport
 
 /// Paths of the repository's fixtures.
 enum Fixtures {
@@ -37,56 +38,14 @@ struct Reply {
     }
 }
 
-enum ClientFailure: Error {
-    case connect(Int32)
-    case malformed(String)
-}
-
 func request(_ method: String, _ target: String, port: Int, headers: [String: String] = [:], body: [UInt8] = []) throws -> Reply {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw ClientFailure.connect(errno) }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw ClientFailure.connect(errno) }
-    var timeout = timeval(tv_sec: 20, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let client = try RawClient(port: port, timeout: 20)
     var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     for (name, value) in headers { head += "\(name): \(value)\r\n" }
     if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
-    let bytes = Array((head + "\r\n").utf8) + body
-    var offset = 0
-    while offset < bytes.count {
-        let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if sent <= 0 { break }
-        offset += sent
-    }
-    var received: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-        if count <= 0 { break }
-        received += chunk[0..<count]
-    }
-    guard let end = received.firstRange(of: Array("\r\n\r\n".utf8)) else {
-        throw ClientFailure.malformed(String(decoding: received, as: UTF8.self))
-    }
-    let lines = String(decoding: received[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
-    let statusParts = lines[0].split(separator: " ")
-    guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw ClientFailure.malformed(lines[0]) }
-    var fields: [String: String] = [:]
-    for line in lines.dropFirst() {
-        guard let colon = line.firstIndex(of: ":") else { continue }
-        fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-    }
-    var content = Array(received[end.upperBound...])
-    if let length = fields["content-length"].flatMap(Int.init), content.count > length { content = Array(content.prefix(length)) }
-    return Reply(status: status, headers: fields, body: content)
+    client.send(Array((head + "\r\n").utf8) + body)
+    let response = try client.readResponse(forHead: method == "HEAD")
+    return Reply(status: response.status, headers: response.headers, body: response.body)
 }
 
 func get(_ target: String, port: Int, headers: [String: String] = [:]) throws -> Reply {

@@ -466,7 +466,10 @@ public final class HTTPServer: @unchecked Sendable {
         if bodyBytesReserved == 0, bodyBytesPeak >= 16 << 20, now &- lastTrim > 1_000_000_000 {
             lastTrim = now
             bodyBytesPeak = 0
-            DispatchQueue.global(qos: .utility).async { _ = glibcMallocTrim(0) }
+            DispatchQueue.global(qos: .utility).async { [self] in
+                _ = glibcMallocTrim(0)
+                lock.withLock { counters.heapTrims += 1 }
+            }
         }
         if acceptPausedUntil != 0 && acceptPausedUntil <= now {
             acceptPausedUntil = 0

@@ -72,6 +72,8 @@ public struct HTTPServerMetrics: Sendable, Equatable {
     public var rejectedBodies = 0
     /// Connections closed by a header, body, idle or write timeout.
     public var timedOutConnections = 0
+    /// Times the freed heap was handed back to the system after a burst of large bodies drained.
+    public var heapTrims = 0
 
     mutating func record(route: String?, method: String, status: Int, seconds: Double) {
         requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
@@ -131,6 +133,9 @@ public struct HTTPServerMetrics: Sendable, Equatable {
         lines.append("# HELP \(prefix)_timed_out_connections_total Connections closed by a timeout.")
         lines.append("# TYPE \(prefix)_timed_out_connections_total counter")
         lines.append("\(prefix)_timed_out_connections_total \(timedOutConnections)")
+        lines.append("# HELP \(prefix)_heap_trims_total Times the freed heap was handed back to the system after a burst of large request bodies drained.")
+        lines.append("# TYPE \(prefix)_heap_trims_total counter")
+        lines.append("\(prefix)_heap_trims_total \(heapTrims)")
         return lines.joined(separator: "\n") + "\n"
     }
 }

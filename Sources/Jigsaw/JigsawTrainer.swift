@@ -30,6 +30,8 @@ public final class JigsawTrainer {
     public private(set) var earlierSeconds: Double = 0
 
     private(set) var training: ImageDataset
+    /// The current epoch's images before the shift augmentation (``training`` itself without it).
+    private var unshifted: ImageDataset
     /// The training images of epoch `e` when they change every epoch (fresh photo crops).
     private let epochImages: (@Sendable (Int) -> ImageDataset)?
     private var order: [Int] = []
@@ -66,6 +68,7 @@ public final class JigsawTrainer {
         guard training.count > 0 else { throw JigsawTrainingError.datasetMismatch("no training images") }
         self.configuration = configuration
         self.training = training
+        unshifted = training
         self.epochImages = epochImages
         network = try JigsawNetwork(configuration: net, seed: configuration.seed)
         network.threadCount = configuration.threads
@@ -94,7 +97,13 @@ public final class JigsawTrainer {
             precondition(images.count == training.count && images.channels == training.channels
                          && images.height == training.height && images.width == training.width,
                          "every epoch needs the same number and size of images")
-            training = images
+            unshifted = images
+        }
+        if configuration.shiftPixels > 0 {
+            var shifts = SeededGenerator(seed: configuration.seed).derived((3 << 32) + UInt64(epoch))
+            training = unshifted.randomlyShifted(maximum: configuration.shiftPixels, generator: &shifts)
+        } else {
+            training = unshifted
         }
         var orderGenerator = SeededGenerator(seed: configuration.seed).derived(UInt64(epoch) + 1)
         order = orderGenerator.permutation(training.count)
@@ -194,6 +203,18 @@ extension JigsawTrainer {
         metadata["checkpoint.fingerprint"] = fingerprint
         metadata["checkpoint.seconds"] = String(format: "%.3f", earlierSeconds + max(0, elapsedSeconds))
         try Safetensors.write(tensors, metadata: metadata, toFile: path)
+    }
+
+    /// Starts training from the weights of `network` (a trained model of the same architecture,
+    /// for fine-tuning) instead of the seeded initialisation; only before the first step.
+    /// - Throws: `JigsawTrainingError.invalidModelFile` when the architectures differ (nothing is
+    ///   changed then), `NeuralNetError` for mismatched tensors.
+    public func startFromWeights(of network: JigsawNetwork, path: String) throws {
+        precondition(globalStep == 0, "initial weights are loaded before training starts")
+        guard network.configuration == self.network.configuration else {
+            throw JigsawTrainingError.invalidModelFile(path: path, reason: "its architecture differs from the one requested")
+        }
+        try self.network.load(network.namedTensors())
     }
 
     /// Restores a checkpoint written by ``saveCheckpoint(to:)`` for the same configuration and data.

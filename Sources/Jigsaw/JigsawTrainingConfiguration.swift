@@ -65,6 +65,13 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
     public var jpegProbability: Float = 0
     /// The JPEG qualities drawn uniformly for ``jpegProbability``.
     public var jpegQualities: ClosedRange<Int> = 60...95
+    /// Every epoch, each training image is translated by a column and a row offset drawn
+    /// uniformly from `-shiftPixels...shiftPixels` (uncovered pixels black), so the network meets
+    /// digits that do not sit where MNIST centres them; 0 for none.
+    public var shiftPixels: Int = 0
+    /// The `checksum.sha256` of the weights file training starts from when it fine-tunes a trained
+    /// model (nil: the seeded initialisation), so a checkpoint is resumed only with the same start.
+    public var initialWeightsChecksum: String?
 
     public init(network: JigsawNetworkConfiguration = JigsawNetworkConfiguration(),
                 dataset: DatasetKind = .mnist, dataDirectory: String = "",
@@ -123,6 +130,7 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         try require(jpegProbability.isFinite && jpegProbability >= 0 && jpegProbability <= 1, "JPEG probability must be in 0...1")
         try require(jpegQualities.lowerBound >= 1 && jpegQualities.upperBound <= 100, "JPEG qualities must be in 1...100")
         try require(jpegProbability == 0 || network.channels == 1 || network.channels == 3, "JPEG re-encoding needs 1 or 3 channels")
+        try require(shiftPixels >= 0 && shiftPixels < network.imageSize / 2, "shift must be in 0..<\(network.imageSize / 2) pixels")
         try require(reconstructionWeight.isFinite && reconstructionWeight >= 0 && permutationWeight.isFinite
                     && permutationWeight >= 0 && reconstructionWeight + permutationWeight > 0,
                     "loss weights must be non-negative numbers, not both zero")
@@ -166,6 +174,8 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         if let final = finalTemperature { m["train.final_temperature"] = "\(final)" }
         if let final = finalLearningRate { m["train.final_learning_rate"] = "\(final)" }
         if let limit = trainLimit { m["train.limit"] = "\(limit)" }
+        if shiftPixels > 0 { m["train.shift_pixels"] = "\(shiftPixels)" }
+        if let initialWeightsChecksum { m["train.initial_weights_sha256"] = initialWeightsChecksum }
         if jpegProbability > 0 {
             m["train.jpeg_probability"] = "\(jpegProbability)"
             m["train.jpeg_quality"] = "\(jpegQualities.lowerBound)-\(jpegQualities.upperBound)"

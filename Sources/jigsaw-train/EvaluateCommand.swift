@@ -28,7 +28,8 @@ struct EvaluateCommand: CheckedCommand {
     var shiftPixels: Int = 0
     @Flag(name: .customLong("bound"), help: "Also report the best figures possible when identical pieces cannot be told apart.")
     var bound = false
-    @Flag(help: "Store the figures in the weights file's metadata (eval.*; whole split only).") var record = false
+    @Flag(help: "Store the figures in the weights file's metadata (eval.*, or eval.shift_Npx.* with --shift-pixels N; whole split only).")
+    var record = false
 
     var weights: String { weightsOptions.weights ?? "" }
     var dataset: DatasetKind { data.dataset }
@@ -45,7 +46,6 @@ struct EvaluateCommand: CheckedCommand {
         if let jpegQuality, !(1...100).contains(jpegQuality) { throw ValidationError("--jpeg-quality must be in 1...100") }
         if record && jpegQuality != nil { throw ValidationError("--record measures the pieces as they are: drop --jpeg-quality") }
         if abs(shiftPixels) > 8 { throw ValidationError("--shift-pixels must be in -8...8") }
-        if record && shiftPixels != 0 { throw ValidationError("--record measures the images as they are: drop --shift-pixels") }
         try threadOptions.check()
     }
 
@@ -78,6 +78,11 @@ struct EvaluateCommand: CheckedCommand {
                 entries["eval.bound_kendall_tau"] = String(format: "%.5f", oracle.kendallTau)
                 entries["eval.bound_prop_wrong"] = String(format: "%.5f", oracle.propWrong)
                 entries["eval.bound_prop_any_wrong"] = String(format: "%.5f", oracle.propAnyWrong)
+            }
+            if shiftPixels != 0 {
+                entries = Dictionary(uniqueKeysWithValues: entries.map { key, value in
+                    ("eval.shift_\(shiftPixels)px." + key.dropFirst("eval.".count), value)
+                })
             }
             try JigsawModelFile.recordMetadata(entries, inFile: weights)
         }

@@ -94,6 +94,12 @@ struct TrainCommand: CheckedCommand {
     @Option(name: .customLong("validation-photos"),
             help: "Photos: training photos held out (by name hash) whose fixed crops are the per-epoch validation set; 0 validates on crops of the training photos.")
     var validationPhotos = 0
+    @Option(name: .customLong("shift-pixels"),
+            help: "Every epoch, translate each training image by column and row offsets drawn from -N...N (0: none).")
+    var shiftPixels = 0
+    @Option(name: .customLong("initial-weights"),
+            help: "Start from this trained model's weights (same architecture) instead of a seeded initialisation.")
+    var initialWeights: String?
     @Option(name: .customLong("validation-size"), help: "Training images held out for per-epoch validation.")
     var validationSize: Int = 2000
     @Option(name: .customLong("eval-limit"), help: "Evaluate the final model on at most this many test images.")
@@ -131,6 +137,7 @@ struct TrainCommand: CheckedCommand {
             permutationWeight: permutationWeight)
         configuration.jpegProbability = jpegProbability
         configuration.jpegQualities = jpegQualities
+        configuration.shiftPixels = shiftPixels
         return configuration
     }
 
@@ -166,7 +173,15 @@ struct TrainCommand: CheckedCommand {
 
     func execute() throws {
         BLAS.setThreads(1)
-        let config = trainingConfiguration
+        var config = trainingConfiguration
+        let start = try initialWeights.map { path in
+            let loaded = try JigsawModelFile.load(contentsOfFile: path)
+            guard loaded.checksumVerified, let checksum = loaded.metadata[Safetensors.checksumKey] else {
+                throw ValidationError("--initial-weights \(path): the file has no \(Safetensors.checksumKey) to record where training started")
+            }
+            config.initialWeightsChecksum = checksum
+            return (path: path, network: loaded.network)
+        }
         let directory = config.dataDirectory
         let training: ImageDataset, validation: ImageDataset?
         var epochImages: (@Sendable (Int) -> ImageDataset)?
@@ -202,6 +217,10 @@ struct TrainCommand: CheckedCommand {
             validation = validationCount > 0 ? ImageDataset.slice(all, (all.count - validationCount)..<all.count) : nil
         }
         let trainer = try JigsawTrainer(configuration: config, training: training, epochImages: epochImages)
+        if let start {
+            try trainer.startFromWeights(of: start.network, path: start.path)
+            log("starting from the weights of \(start.path)")
+        }
         // Temporary files of writes that a killed run left behind.
         for path in [checkpointPath, output] {
             for removed in Safetensors.removeStaleTemporaryFiles(of: path) { log("removed \(removed), left by an interrupted write") }

@@ -45,8 +45,9 @@ func trainRecordingEpochLosses(_ trainer: JigsawTrainer) throws -> (first: Doubl
         #expect(after.kendallTau > 0.8, "trained Kendall tau \(after.kendallTau)")
     }
 
-    /// 0: the tutorial network; 1: set context; 2: set context, attention and the permutation loss.
-    @Test(arguments: [0, 1, 2])
+    /// 0: the tutorial network; 1: set context; 2: set context, attention and the permutation loss;
+    /// 3: the tutorial network on images shifted afresh every epoch.
+    @Test(arguments: [0, 1, 2, 3])
     func resumedRunEndsWithTheSameWeightsAsAnUninterruptedOne(variant: Int) throws {
         let training = ImageDataset.slice(try fixtureDigits(), 0..<100)
         var configuration = smallConfiguration(epochs: 2)
@@ -60,6 +61,7 @@ func trainRecordingEpochLosses(_ trainer: JigsawTrainer) throws -> (first: Doubl
             configuration.network.attentionHeadUnits = 4
             configuration.permutationWeight = 2
         }
+        if variant == 3 { configuration.shiftPixels = 2 }
         let straight = try JigsawTrainer(configuration: configuration, training: training)
         while !straight.isFinished { _ = try straight.step() }
 
@@ -74,6 +76,56 @@ func trainRecordingEpochLosses(_ trainer: JigsawTrainer) throws -> (first: Doubl
         while !second.isFinished { _ = try second.step() }
         #expect(second.network.namedTensors() == straight.network.namedTensors())
         #expect(second.optimiser.stateTensors() == straight.optimiser.stateTensors())
+    }
+
+    /// Every epoch's images are the originals, each translated by its own offsets within the
+    /// bound (found by trying every offset), drawn afresh each epoch and the same for the same seed.
+    @Test func shiftAugmentationTranslatesEveryImageWithinTheBoundEachEpochAnew() throws {
+        let training = ImageDataset.slice(try fixtureDigits(), 0..<60)
+        var configuration = smallConfiguration(epochs: 2)
+        configuration.shiftPixels = 2
+        func offsets(_ images: ImageDataset) -> [[Int]] {
+            (0..<images.count).map { index in
+                let original = ImageDataset.slice(training, index..<(index + 1))
+                let shifted = ImageDataset.slice(images, index..<(index + 1))
+                return (-2...2).flatMap { y in (-2...2).compactMap { x in original.shifted(x: x, y: y) == shifted ? 10 * y + x : nil } }
+            }
+        }
+        let trainer = try JigsawTrainer(configuration: configuration, training: training)
+        let epoch0 = trainer.trainingImages
+        let first = offsets(epoch0)
+        #expect(first.allSatisfy { !$0.isEmpty }, "an image is not a translation of its original within 2 px")
+        #expect(Set(first.compactMap { $0.count == 1 ? $0[0] : nil }).count >= 10, "offsets barely vary: \(first)")
+        while trainer.epoch == 0 { _ = try trainer.step() }
+        let epoch1 = trainer.trainingImages
+        #expect(offsets(epoch1).allSatisfy { !$0.isEmpty })
+        #expect(epoch1 != epoch0)
+        #expect(try JigsawTrainer(configuration: configuration, training: training).trainingImages == epoch0)
+        configuration.shiftPixels = 14
+        #expect(throws: JigsawTrainingError.self) { try JigsawTrainer(configuration: configuration, training: training) }
+    }
+
+    /// Fine-tuning starts from the given network's weights, and a network of another architecture
+    /// is refused with the weights left as they were.
+    @Test func trainingCanStartFromATrainedNetworksWeights() throws {
+        let training = ImageDataset.slice(try fixtureDigits(), 0..<40)
+        let configuration = smallConfiguration(epochs: 1)
+        var otherSeed = configuration
+        otherSeed.seed = 99
+        let source = try JigsawTrainer(configuration: otherSeed, training: training)
+        let trainer = try JigsawTrainer(configuration: configuration, training: training)
+        #expect(trainer.network.namedTensors() != source.network.namedTensors())
+        try trainer.startFromWeights(of: source.network, path: "source.safetensors")
+        #expect(trainer.network.namedTensors() == source.network.namedTensors())
+        var wider = configuration
+        wider.network.hiddenChannels = 6
+        let other = try JigsawTrainer(configuration: wider, training: training)
+        let fresh = try JigsawTrainer(configuration: configuration, training: training)
+        let before = fresh.network.namedTensors()
+        #expect(throws: JigsawTrainingError.invalidModelFile(path: "other.safetensors", reason: "its architecture differs from the one requested")) {
+            try fresh.startFromWeights(of: other.network, path: "other.safetensors")
+        }
+        #expect(fresh.network.namedTensors() == before)
     }
 
     @Test func aFailedResumeLeavesTheTrainerUnchanged() throws {

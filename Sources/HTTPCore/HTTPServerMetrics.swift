@@ -72,7 +72,7 @@ public struct HTTPServerMetrics: Sendable, Equatable {
     public var rejectedBodies = 0
     /// Connections closed by a header, body, idle or write timeout.
     public var timedOutConnections = 0
-    /// Times the freed heap was handed back to the system after a burst of large bodies drained.
+    /// Times the server asked the allocator to hand free heap back to the system after a burst of large bodies drained.
     public var heapTrims = 0
 
     mutating func record(route: String?, method: String, status: Int, seconds: Double) {
@@ -133,7 +133,7 @@ public struct HTTPServerMetrics: Sendable, Equatable {
         lines.append("# HELP \(prefix)_timed_out_connections_total Connections closed by a timeout.")
         lines.append("# TYPE \(prefix)_timed_out_connections_total counter")
         lines.append("\(prefix)_timed_out_connections_total \(timedOutConnections)")
-        lines.append("# HELP \(prefix)_heap_trims_total Times the freed heap was handed back to the system after a burst of large request bodies drained.")
+        lines.append("# HELP \(prefix)_heap_trims_total Times the server asked the allocator to hand free heap back to the system after a burst of large request bodies drained.")
         lines.append("# TYPE \(prefix)_heap_trims_total counter")
         lines.append("\(prefix)_heap_trims_total \(heapTrims)")
         return lines.joined(separator: "\n") + "\n"

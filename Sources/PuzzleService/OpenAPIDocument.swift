@@ -29,7 +29,7 @@ enum OpenAPIDocument {
     },
     "/metrics": {
       "get": {"summary": "Prometheus metrics (text format 0.0.4)", "operationId": "metrics",
-        "description": "jigsaw_http_requests_total{route,method,status}, jigsaw_http_request_duration_seconds{route,method,status_class} (histogram; route is the route pattern such as /v1/puzzles/{id}/soft, static for files, none for unmatched paths), jigsaw_http_open_connections, jigsaw_http_heap_trims_total (free heap handed back to the system after a burst of large bodies), process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes, process_start_time_seconds, process_open_fds, process_max_fds, jigsaw_puzzles_solved_total{model}, jigsaw_lists_sorted_total{model}, store gauges and counters.",
+        "description": "jigsaw_http_requests_total{route,method,status}, jigsaw_http_request_duration_seconds{route,method,status_class} (histogram; route is the route pattern such as /v1/puzzles/{id}/soft, static for files, none for unmatched paths), jigsaw_http_open_connections, jigsaw_http_heap_trims_total (times free heap was offered back to the system after a burst of large bodies), process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes, process_start_time_seconds, process_open_fds, process_max_fds, jigsaw_puzzles_solved_total{model}, jigsaw_lists_sorted_total{model}, store gauges and counters.",
         "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}
     },
     "/docs": {

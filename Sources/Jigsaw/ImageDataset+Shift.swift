@@ -5,7 +5,7 @@ extension ImageDataset {
     /// uncovered pixels black: a digit that no longer sits where MNIST centres it, as when a
     /// 28 px digit is cropped from the top-left corner of its frame instead of the centre.
     public func shifted(x: Int, y: Int) -> ImageDataset {
-        translated { _ in (x, y) }
+        translated { (x, y) }
     }
 
     /// Every image translated by its own offsets, a column and a row offset drawn uniformly from
@@ -13,21 +13,21 @@ extension ImageDataset {
     public func randomlyShifted(maximum: Int, generator: inout SeededGenerator) -> ImageDataset {
         precondition(maximum >= 0, "the largest shift must not be negative")
         let span = 2 * maximum + 1
-        return translated { _ in
+        return translated {
             let x = generator.nextInt(below: span) - maximum
             return (x, generator.nextInt(below: span) - maximum)
         }
     }
 
-    /// Every image translated by the (columns right, rows down) that `offsets` gives for its index,
-    /// called once per image in order.
-    private func translated(by offsets: (Int) -> (x: Int, y: Int)) -> ImageDataset {
+    /// Every image translated by the (columns right, rows down) that `offsets` gives, called once
+    /// per image in order.
+    private func translated(by offsets: () -> (x: Int, y: Int)) -> ImageDataset {
         var result = self
         let (h, w) = (height, width)
         pixels.withUnsafeBufferPointer { source in
             result.pixels.withUnsafeMutableBufferPointer { target in
                 for image in 0..<count {
-                    let (x, y) = offsets(image)
+                    let (x, y) = offsets()
                     for channel in 0..<channels {
                         let base = (image * channels + channel) * h * w
                         for row in 0..<h {

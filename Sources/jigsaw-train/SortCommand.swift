@@ -20,7 +20,7 @@ extension SinkhornBackward: ExpressibleByArgument {}
 extension SortingInputNormalisation: ExpressibleByArgument {}
 
 /// Parses `"10,50,100"`.
-private func integerList(_ text: String) -> [Int]? {
+func integerList(_ text: String) -> [Int]? {
     let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
     return parts.compactMap { $0 }

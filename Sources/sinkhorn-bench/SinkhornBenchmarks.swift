@@ -101,3 +101,85 @@ func runBackwardChild(_ request: String) {
               "peak_bytes": peak, "accounted_bytes": accounted])
     }
 }
+
+/// The barycenter sizes `(side, iterations)`: one transport problem of Figure 3's barycenter step
+/// (`n = side²` bins, `λ = 0.002`) for each backward.
+let barycenterSizes: [(side: Int, iterations: Int)] = [
+    (32, 10), (32, 50), (32, 100), (32, 200), (32, 500), (64, 10), (64, 50), (64, 100), (64, 200),
+]
+
+/// Set in a child process of this executable to measure one barycenter step on a fresh heap.
+let barycenterChildVariable = "SINKHORN_BENCH_BARYCENTER"
+
+let barycenterBenchmarks: [Benchmark] = {
+    if let request = ProcessInfo.processInfo.environment[barycenterChildVariable] {
+        runBarycenterChild(request)
+        exit(0)
+    }
+    return [
+        Benchmark(op: "barycenter_step") {
+            for backward in ["implicit", "unrolled"] {
+                for size in barycenterSizes {
+                    spawnChild(variable: barycenterChildVariable, value: "\(backward),\(size.side),\(size.iterations)")
+                }
+            }
+        },
+    ]
+}()
+
+/// Runs this executable again with `variable=value` and waits for it.
+func spawnChild(variable: String, value: String) {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+    child.arguments = ["child"]
+    var environment = ProcessInfo.processInfo.environment
+    environment[variable] = value
+    child.environment = environment
+    do {
+        try child.run()
+        child.waitUntilExit()
+    } catch {
+        FileHandle.standardError.write(Data("cannot start the measuring child: \(error)\n".utf8))
+    }
+}
+
+/// In the child: one barycenter step's transport problem — the forward from the barycenter to one
+/// input image and the gradient of `⟨C, P⟩` with respect to the barycenter — timed (median) with
+/// its peak memory beyond a process that holds the cost, the two histograms and a finished plain
+/// forward. A step with K inputs does this K times.
+func runBarycenterChild(_ request: String) {
+    let parts = request.split(separator: ",").map(String.init)
+    guard parts.count == 3, let backward = TransportBackward(rawValue: parts[0]), let side = Int(parts[1]),
+          let iterations = Int(parts[2]) else {
+        FileHandle.standardError.write(Data("bad request \(request)\n".utf8))
+        return
+    }
+    let n = side * side
+    guard let cost = try? GridTransport.squaredDistanceCost(width: side, height: side) else { return }
+    var rng = SeededGenerator(seed: 11)
+    func histogram() -> [Float] {
+        let raw = (0..<n).map { _ in 0.05 + rng.nextUniform() }
+        let total = raw.reduce(0, +)
+        return raw.map { $0 / total }
+    }
+    let (b, a) = (histogram(), histogram())
+    let entropy: Float = 0.002
+    let space = SinkhornWorkspace()
+    guard (try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy, iterations: iterations,
+                                    backward: .implicit, workspace: space)) != nil else { return }
+    let baseline = peakResidentBytes()
+    let backwardSpace = SinkhornWorkspace()
+    func step() -> Int {
+        guard let solution = try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy,
+                                                      iterations: iterations, backward: backward, workspace: space),
+              let gradient = try? GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
+        else { return 0 }
+        return backwardSpace.reservedBytes + (solution.result.history?.bytes ?? 0) + 4 * gradient.cost.count
+    }
+    let accounted = step()
+    let peak = peakResidentBytes() - baseline
+    let large = n > 2048
+    let ms = medianMilliseconds(warmup: 0, minRuns: large ? 2 : 5, budget: large ? 1 : 3) { _ = step() }
+    emit(["op": "barycenter_step", "backward": backward.rawValue, "n": n, "side": side, "L": iterations,
+          "entropy": entropy, "ms": ms, "peak_bytes": peak, "accounted_bytes": accounted])
+}

@@ -14,7 +14,7 @@ if let flag = filters.first(where: { $0.hasPrefix("-") }) {
     exit(64)
 }
 let all: [Benchmark] = sinkhornBenchmarks + assignmentBenchmarks + networkBenchmarks + jigsawBenchmarks + sortingBenchmarks
-    + imageBenchmarks + classicBenchmarks + photoBenchmarks
+    + imageBenchmarks + classicBenchmarks + photoBenchmarks + barycenterBenchmarks
 for benchmark in all where filters.isEmpty || filters.contains(where: { benchmark.op.contains($0) }) {
     benchmark.run()
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Jigsaw
+import Testing
+
+/// `jigsaw-train barycenter` as a user runs it: a small Figure 3 set-up end to end, the JSON and
+/// the picture it writes, the picture redrawn from the JSON, and refused flags.
+@Suite struct BarycenterCommandTests {
+    let runner = TrainCommandTests()
+
+    @Test func smallRunWritesJSONAndPicture() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("barycenter-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let json = folder.appendingPathComponent("b.json").path, image = folder.appendingPathComponent("b.png").path
+        let result = try runner.run(["barycenter", "--size", "8", "--iterations", "20,60", "--steps", "15",
+                                     "--entropy", "0.005", "--zoom", "1", "--json", json, "--image", image])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("implicit τ=20"), "\(result.output)")
+        #expect(result.output.contains("unrolled τ=60"), "\(result.output)")
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let runs = object?["runs"] as? [[String: Any]] ?? []
+        #expect(runs.count == 4)
+        for run in runs {
+            let centroids = run["centroids"] as? [[String: Any]] ?? []
+            #expect(centroids.count == 5)
+            for centroid in centroids {
+                let histogram = centroid["histogram"] as? [Double] ?? []
+                #expect(histogram.count == 64)
+                #expect(abs(histogram.reduce(0, +) - 1) < 1e-4)
+                let energies = centroid["energies"] as? [Double] ?? []
+                #expect(energies.count == 16)
+                // Backtracking never accepts a step that raises the energy.
+                #expect((energies.last ?? 1) <= (energies.first ?? 0))
+                let weights = centroid["weights"] as? [Double] ?? []
+                #expect(abs(weights.reduce(0, +) - 1) < 1e-6)
+            }
+        }
+        let picture = try PNG.decode(Array(try Data(contentsOf: URL(fileURLWithPath: image))))
+        // Two backwards × two τ panels of 3 × 8 px + 2 gaps of 2 px, 8 px between panels.
+        #expect(picture.width == 2 * 28 + 8)
+        #expect(picture.height == 2 * 28 + 8)
+
+        let redrawn = folder.appendingPathComponent("c.png").path
+        let replot = try runner.run(["barycenter", "--plot", json, "--zoom", "1", "--image", redrawn])
+        #expect(replot.status == 0, "\(replot.error)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: redrawn)) == Data(contentsOf: URL(fileURLWithPath: image)))
+    }
+
+    @Test(arguments: [
+        (["barycenter", "--size", "1", "--json", "/tmp/x.json"], "--size"),
+        (["barycenter", "--iterations", "0", "--json", "/tmp/x.json"], "--iterations"),
+        (["barycenter", "--backwards", "sideways", "--json", "/tmp/x.json"], "--backwards"),
+        (["barycenter", "--inputs", "mnist", "--json", "/tmp/x.json"], "--data-dir"),
+        (["barycenter"], "--json"),
+        (["barycenter", "--plot", "/nonexistent.json"], "--image"),
+    ])
+    func badFlagsAreRefused(arguments: [String], word: String) throws {
+        let result = try runner.run(arguments)
+        #expect(result.status == 64, "\(arguments)")
+        #expect(result.error.contains(word), "\(arguments): \(result.error)")
+    }
+}

@@ -63,20 +63,20 @@ def child(side, iterations, threads, budget_gib):
 
     try:
         step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+        times = []
+        budget = 1.0 if n > 2048 else 3.0
+        spent = 0.0
+        while len(times) < (2 if n > 2048 else 5) or spent < budget:
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+            spent += times[-1]
     except RuntimeError as error:
         print(json.dumps({"op": "torch_barycenter_step", "backward": "autograd", "n": n, "side": side,
                           "L": iterations, "threads": threads, "budget_gib": budget_gib,
                           "error": "out of memory within the budget: " + str(error).split("\n")[0][:120]}), flush=True)
         return
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
-    times = []
-    budget = 1.0 if n > 2048 else 3.0
-    spent = 0.0
-    while len(times) < (2 if n > 2048 else 5) or spent < budget:
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
     print(json.dumps({"op": "torch_barycenter_step", "backward": "autograd", "n": n, "side": side, "L": iterations,
                       "entropy": lam, "threads": threads, "budget_gib": budget_gib, "ms": statistics.median(times) * 1000,
                       "peak_bytes": peak}), flush=True)

@@ -148,6 +148,8 @@ def steps(paths):
     print("|---|---|" + "---|" * len(names))
     for side in sides:
         for tau in taus:
+            if not any(r["side"] == side and r["L"] == tau for r in rows):
+                continue
             cells = []
             for name in names:
                 match = [r for r in rows if r["side"] == side and r["L"] == tau and r.get("backward", "autograd") == name]

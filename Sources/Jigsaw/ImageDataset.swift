@@ -105,6 +105,23 @@ public struct ImageDataset: Equatable, Sendable {
         return result
     }
 
+    /// The images at `indices` (in that order, repeats allowed) as `[indices.count, C, H, W]` with
+    /// values `pixel / 255`.
+    public func tensor(indices: [Int]) -> Tensor {
+        let size = imageSize
+        var result = Tensor(shape: [indices.count, channels, height, width])
+        let scale: Float = 1 / 255
+        pixels.withUnsafeBufferPointer { source in
+            result.withUnsafeMutableBufferPointer { out in
+                for (row, index) in indices.enumerated() {
+                    precondition(index >= 0 && index < count, "image \(index) outside 0..<\(count)")
+                    for i in 0..<size { out[row * size + i] = Float(source[index * size + i]) * scale }
+                }
+            }
+        }
+        return result
+    }
+
     /// Image `index` as an interleaved `Image` (1 or 3 channels).
     public func image(at index: Int) -> Image {
         precondition(index >= 0 && index < count, "image \(index) outside 0..<\(count)")

@@ -6,6 +6,13 @@ import TensorKit
 
 extension TransportBackward: ExpressibleByArgument {}
 
+/// Parses `"implicit,unrolled"`; nil when empty or a name is unknown.
+func transportBackwards(_ text: String) -> [TransportBackward]? {
+    let parts = text.split(separator: ",").map { TransportBackward(rawValue: String($0)) }
+    guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+    return parts.compactMap { $0 }
+}
+
 /// `jigsaw-train barycenter`: Figure 3 of Eisenberger et al. 2022 — Wasserstein barycenters of four
 /// corner images with bilinear weights, by mirror descent through a Sinkhorn layer with the
 /// implicit or the unrolled backward, for several iteration counts.
@@ -46,10 +53,9 @@ struct BarycenterCommand: CheckedCommand {
         guard ["shapes", "mnist"].contains(inputs) else { throw ValidationError("--inputs must be shapes or mnist") }
         if inputs == "mnist", dataDir == nil, plot == nil { throw ValidationError("--inputs mnist needs --data-dir") }
         guard entropy.isFinite, entropy > 0 else { throw ValidationError("--entropy must be positive") }
-        guard let list = integerList(iterations), list.allSatisfy({ (1...10_000).contains($0) }) else {
+        guard integerList(iterations)?.allSatisfy({ (1...10_000).contains($0) }) == true else {
             throw ValidationError("--iterations must be a comma-separated list of integers in 1...10000")
         }
-        _ = list
         guard backwardList != nil else { throw ValidationError("--backwards must list implicit and/or unrolled") }
         guard (0...10_000).contains(steps) else { throw ValidationError("--steps must be in 0...10000") }
         guard stepSize.isFinite, stepSize > 0 else { throw ValidationError("--step-size must be positive") }
@@ -62,11 +68,7 @@ struct BarycenterCommand: CheckedCommand {
         if plot == nil, json == nil, image == nil { throw ValidationError("give --json and/or --image") }
     }
 
-    var backwardList: [TransportBackward]? {
-        let parts = backwards.split(separator: ",").map { TransportBackward(rawValue: String($0)) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
-        return parts.compactMap { $0 }
-    }
+    var backwardList: [TransportBackward]? { transportBackwards(backwards) }
 
     func execute() throws {
         if let plot {
@@ -195,10 +197,8 @@ struct BarycenterCommand: CheckedCommand {
                 guard let index = data.labels?.firstIndex(of: digit) else {
                     throw ValidationError("the MNIST test split has no digit \(digit)")
                 }
-                let area = data.width * data.height
-                let digitImage = Image(width: data.width, height: data.height, channels: 1,
-                                       pixels: Array(data.pixels[(index * area)..<((index + 1) * area)]))
-                let resized = digitImage.resized(width: size, height: size, filter: size < data.width ? .area : .bilinear)
+                let resized = data.image(at: index).resized(width: size, height: size,
+                                                            filter: size < data.width ? .area : .bilinear)
                 chosen.append(resized.pixels.map { Float($0) / 255 })
             }
             return chosen

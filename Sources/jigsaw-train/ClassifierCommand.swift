@@ -112,15 +112,7 @@ struct ClassifierTrainCommand: CheckedCommand {
     }
 
     func batch(_ data: ImageDataset, _ indices: [Int]) -> (Tensor, [Int]) {
-        let size = data.imageSize
-        var storage = [Float](repeating: 0, count: indices.count * size)
-        data.pixels.withUnsafeBufferPointer { pixels in
-            for (row, index) in indices.enumerated() {
-                for c in 0..<size { storage[row * size + c] = Float(pixels[index * size + c]) / 255 }
-            }
-        }
-        let labels = indices.map { data.labels?[$0] ?? 0 }
-        return (Tensor(shape: [indices.count, 1, data.height, data.width], storage: storage), labels)
+        (data.tensor(indices: indices), indices.map { data.labels?[$0] ?? 0 })
     }
 }
 

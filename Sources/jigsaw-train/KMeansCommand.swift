@@ -39,10 +39,9 @@ struct KMeansCommand: CheckedCommand {
     func check() throws {
         guard FileManager.default.fileExists(atPath: dataDir) else { throw ValidationError("--data-dir \(dataDir) does not exist") }
         guard (2...256).contains(clusters) else { throw ValidationError("--clusters must be in 2...256") }
-        guard let list = integerList(iterations), list.allSatisfy({ (1...10_000).contains($0) }) else {
+        guard integerList(iterations)?.allSatisfy({ (1...10_000).contains($0) }) == true else {
             throw ValidationError("--iterations must be a comma-separated list of integers in 1...10000")
         }
-        _ = list
         guard backwardList != nil else { throw ValidationError("--backwards must list implicit and/or unrolled") }
         guard (2...60_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 2...60000") }
         guard (0...100_000).contains(steps) else { throw ValidationError("--steps must be in 0...100000") }
@@ -53,11 +52,7 @@ struct KMeansCommand: CheckedCommand {
         if json == nil, image == nil { throw ValidationError("give --json and/or --image") }
     }
 
-    var backwardList: [TransportBackward]? {
-        let parts = backwards.split(separator: ",").map { TransportBackward(rawValue: String($0)) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
-        return parts.compactMap { $0 }
-    }
+    var backwardList: [TransportBackward]? { transportBackwards(backwards) }
 
     func execute() throws {
         let train = try ImageDataset.mnist(directory: dataDir, split: .train)
@@ -187,14 +182,7 @@ struct KMeansCommand: CheckedCommand {
 
     /// The images at `indices` as rows of a `[count, d]` tensor of pixels in [0, 1].
     func gather(_ data: ImageDataset, _ indices: [Int]) -> Tensor {
-        let d = data.imageSize
-        var storage = [Float](repeating: 0, count: indices.count * d)
-        data.pixels.withUnsafeBufferPointer { pixels in
-            for (row, index) in indices.enumerated() {
-                for c in 0..<d { storage[row * d + c] = Float(pixels[index * d + c]) / 255 }
-            }
-        }
-        return Tensor(shape: [indices.count, d], storage: storage)
+        data.tensor(indices: indices).reshaped([indices.count, data.imageSize])
     }
 
     /// Panels of `ceil(√k)` columns of centroids, one per run: rows of panels per backward,

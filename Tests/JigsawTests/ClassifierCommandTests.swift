@@ -67,3 +67,20 @@ import Testing
         #expect(result.error.contains(word), "\(arguments): \(result.error)")
     }
 }
+
+/// The shipped classifier (`Models/classifiers/mnist-classifier.safetensors`) on the 300 fixture
+/// test digits, scored against their MNIST labels.
+@Suite struct ShippedClassifierTests {
+    @Test func shippedClassifierReadsTheFixtureDigits() throws {
+        let repository = TrainCommandTests().repository
+        let (classifier, metadata) = try DigitClassifierFile.load(
+            repository.appendingPathComponent("Models/classifiers/mnist-classifier.safetensors").path)
+        #expect((Double(metadata["eval.test_accuracy"] ?? "") ?? 0) >= 0.99)
+        let digits = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
+        let accuracy = DigitClassifierFile.accuracy(of: classifier, images: digits)
+        #expect(accuracy >= 0.98, "accuracy \(accuracy) on \(digits.count) fixture digits")
+        // Digits moved 2 px right and down (the classifier was trained with such shifts).
+        let moved = DigitClassifierFile.accuracy(of: classifier, images: digits.shifted(x: 2, y: 2))
+        #expect(moved >= 0.95, "accuracy \(moved) on the moved digits")
+    }
+}

@@ -39,18 +39,7 @@ let sinkhornBenchmarks: [Benchmark] = {
 /// process's life) reflects that backward alone; the child prints the JSON line.
 func spawnBackwardChildren(kind: String) {
     for size in sinkhornBackwardSizes {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        child.arguments = ["sinkhorn_backward_child"]
-        var environment = ProcessInfo.processInfo.environment
-        environment[sinkhornChildVariable] = "\(kind),\(size.batch),\(size.n),\(size.iterations)"
-        child.environment = environment
-        do {
-            try child.run()
-            child.waitUntilExit()
-        } catch {
-            FileHandle.standardError.write(Data("cannot start the measuring child: \(error)\n".utf8))
-        }
+        spawnChild(variable: sinkhornChildVariable, value: "\(kind),\(size.batch),\(size.n),\(size.iterations)")
     }
 }
 

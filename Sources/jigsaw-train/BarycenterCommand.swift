@@ -72,8 +72,19 @@ struct BarycenterCommand: CheckedCommand {
 
     func execute() throws {
         if let plot {
-            let data = try Data(contentsOf: URL(fileURLWithPath: plot))
-            let report = try JSONDecoder().decode(BarycenterReport.self, from: data)
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: plot))
+            } catch {
+                throw ValidationError("cannot read \(plot): \(error.localizedDescription)")
+            }
+            let report: BarycenterReport
+            do {
+                report = try JSONDecoder().decode(BarycenterReport.self, from: data)
+            } catch {
+                throw ValidationError("\(plot) is not a JSON written by jigsaw-train barycenter: \(error)")
+            }
+            if let problem = report.problem { throw ValidationError("\(plot): \(problem)") }
             try writeImage(report, to: image!)
             return
         }
@@ -287,6 +298,23 @@ struct BarycenterReport: Codable {
     var images: [[Float]]
     var runs: [Run]
     var gradientAccuracy: [GradientAccuracy]?
+
+    /// What makes the report impossible to draw, or nil.
+    var problem: String? {
+        guard (2...96).contains(size) else { return "size \(size) is not in 2...96" }
+        guard images.count == 4 else { return "\(images.count) input images, not 4" }
+        let bins = size * size
+        if images.contains(where: { $0.count != bins }) { return "an input image does not have \(bins) bins" }
+        for run in runs {
+            for centroid in run.centroids {
+                guard centroid.histogram.count == bins else { return "a centroid does not have \(bins) bins" }
+                guard [0, 0.5, 1].contains(centroid.s), [0, 0.5, 1].contains(centroid.t) else {
+                    return "a centroid at (\(centroid.s), \(centroid.t)) is not on the 3 × 3 layout"
+                }
+            }
+        }
+        return nil
+    }
 
     /// Relative errors of one backward at one `τ`, as a histogram of `log10(error)` in bins of
     /// 0.25 from −9 (errors below 10⁻⁹, exact zeros included, fall in the first bin).

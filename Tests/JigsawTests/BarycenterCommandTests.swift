@@ -40,6 +40,19 @@ import Testing
         #expect(picture.width == 2 * 28 + 8)
         #expect(picture.height == 2 * 28 + 8)
 
+        // A JSON whose histograms do not fit its size is refused, not drawn out of bounds.
+        var broken = object ?? [:]
+        broken["size"] = 9
+        let brokenPath = folder.appendingPathComponent("broken.json").path
+        try JSONSerialization.data(withJSONObject: broken).write(to: URL(fileURLWithPath: brokenPath))
+        let refused = try runner.run(["barycenter", "--plot", brokenPath, "--image", folder.appendingPathComponent("d.png").path])
+        #expect(refused.status == 64)
+        #expect(refused.error.contains("bins"), "\(refused.error)")
+        let missing = try runner.run(["barycenter", "--plot", folder.appendingPathComponent("none.json").path,
+                                      "--image", folder.appendingPathComponent("d.png").path])
+        #expect(missing.status == 64)
+        #expect(missing.error.contains("cannot read"), "\(missing.error)")
+
         let redrawn = folder.appendingPathComponent("c.png").path
         let replot = try runner.run(["barycenter", "--plot", json, "--zoom", "1", "--image", redrawn])
         #expect(replot.status == 0, "\(replot.error)")

@@ -27,9 +27,15 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
     public var inputShift: Float
     /// The per-list preprocessing, applied before `inputShift` and `inputScale`.
     public var inputNormalisation: SortingInputNormalisation
+    /// Whether the first layer has biases (the paper's code: yes). Without them every ReLU kink
+    /// sits at 0, so for positive inputs each score is `a_j·x + c_j`: the hard matching is then
+    /// invariant to scaling and shifting the inputs, and sorts every positive list exactly when the
+    /// slopes `a_j` increase with the slot `j`.
+    public var firstLayerBias: Bool
 
     public init(count: Int = 50, hiddenUnits: Int = 32, inputScale: Float = 1, inputShift: Float = 0,
-                inputNormalisation: SortingInputNormalisation = .none) {
+                inputNormalisation: SortingInputNormalisation = .none, firstLayerBias: Bool = true) {
+        self.firstLayerBias = firstLayerBias
         self.count = count
         self.hiddenUnits = hiddenUnits
         self.inputScale = inputScale
@@ -58,6 +64,7 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
         public static let inputScale = "input_scale"
         public static let inputShift = "input_shift"
         public static let inputNormalisation = "input_normalisation"
+        public static let firstLayerBias = "first_layer_bias"
     }
 
     /// The configuration as `__metadata__` strings.
@@ -69,6 +76,7 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
             Key.inputScale: String(inputScale),
             Key.inputShift: String(inputShift),
             Key.inputNormalisation: inputNormalisation.rawValue,
+            Key.firstLayerBias: firstLayerBias ? "true" : "false",
         ]
     }
 
@@ -85,8 +93,17 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
                   hiddenUnits: try metadata.integer(Key.hiddenUnits, default: 32),
                   inputScale: try metadata.float(Key.inputScale, default: 1),
                   inputShift: try metadata.float(Key.inputShift, default: 0),
-                  inputNormalisation: try Self.normalisation(metadata))
+                  inputNormalisation: try Self.normalisation(metadata),
+                  firstLayerBias: try Self.firstBias(metadata))
         try validate()
+    }
+
+    private static func firstBias(_ metadata: [String: String]) throws -> Bool {
+        switch metadata[Key.firstLayerBias] {
+        case nil, "true": return true
+        case "false": return false
+        case let value?: throw NeuralNetError.invalidMetadata(key: Key.firstLayerBias, value: value)
+        }
     }
 
     private static func normalisation(_ metadata: [String: String]) throws -> SortingInputNormalisation {
@@ -102,8 +119,8 @@ public struct SortingNetworkConfiguration: Equatable, Sendable {
 /// number goes independently through `Linear(1 → h) → ReLU → Linear(h → N)` (with biases), and
 /// its `N` outputs are its row of the score matrix over sorted positions.
 ///
-/// Input `[B, N]`, output `[B, N, N]`; tensor names `fc1.weight [h, 1]`, `fc1.bias [h]`,
-/// `fc2.weight [N, h]`, `fc2.bias [N]`.
+/// Input `[B, N]`, output `[B, N, N]`; tensor names `fc1.weight [h, 1]`, `fc1.bias [h]` (absent
+/// with `firstLayerBias: false`), `fc2.weight [N, h]`, `fc2.bias [N]`.
 public final class SortingNetwork: Module {
     public let configuration: SortingNetworkConfiguration
     public let firstLayer: Linear
@@ -120,7 +137,7 @@ public final class SortingNetwork: Module {
         self.configuration = configuration
         var generator = SeededGenerator(seed: seed)
         firstLayer = Linear(name: "fc1", inputFeatures: 1, outputFeatures: configuration.hiddenUnits,
-                            generator: &generator)
+                            bias: configuration.firstLayerBias, generator: &generator)
         secondLayer = Linear(name: "fc2", inputFeatures: configuration.hiddenUnits,
                              outputFeatures: configuration.count, generator: &generator)
     }

@@ -154,6 +154,8 @@ struct SortTrainCommand: CheckedCommand {
     @Option(help: "Per-list input preprocessing: none (the paper's) or list-min-max.") var normalisation = SortingInputNormalisation.none
     @Flag(help: "Start the first layer's biases at zero (every ReLU kink at x = 0) instead of PyTorch's uniform draw.")
     var zeroFirstBias = false
+    @Flag(help: "A first layer without biases: every ReLU kink at x = 0 for good, so positive inputs get scores linear in x.")
+    var noFirstBias = false
     @Option(help: "Training steps (each a fresh batch).") var steps = 5000
     @Option(help: "Stop early after this many seconds (0: no limit).") var maxSeconds = 0.0
     @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Adam learning rate.")
@@ -198,13 +200,14 @@ struct SortTrainCommand: CheckedCommand {
         guard evalLists >= 1 else { throw ValidationError("--eval-lists must be at least 1") }
         guard reorderLists >= 0 else { throw ValidationError("--reorder-lists must be non-negative") }
         guard let output, !output.isEmpty else { throw ValidationError("--output must name a file") }
+        if zeroFirstBias && noFirstBias { throw ValidationError("--zero-first-bias and --no-first-bias exclude each other") }
     }
 
     func execute() throws {
         let output = output ?? ""
         BLAS.setThreads(1)
         let configuration = SortingNetworkConfiguration(count: count, hiddenUnits: hiddenUnits,
-                                                        inputNormalisation: normalisation)
+                                                        inputNormalisation: normalisation, firstLayerBias: !noFirstBias)
         let network = try SortingNetwork(configuration: configuration, seed: seed)
         if zeroFirstBias, let bias = network.firstLayer.bias {
             bias.value = Tensor(shape: bias.shape)

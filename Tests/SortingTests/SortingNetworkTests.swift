@@ -63,4 +63,29 @@ struct SortingNetworkTests {
             try network.load(tensors)
         }
     }
+
+    /// Without first-layer biases, every score of a positive number is `a_j·x + c_j` (c_j the second
+    /// layer's bias): scaling a list scales `score − c` exactly, and the metadata round-trips.
+    @Test("a first layer without biases gives scores linear in positive inputs")
+    func noFirstBiasIsLinear() throws {
+        let configuration = SortingNetworkConfiguration(count: 5, hiddenUnits: 7, firstLayerBias: false)
+        let network = try SortingNetwork(configuration: configuration, seed: 52)
+        #expect(network.namedTensors()["fc1.bias"] == nil)
+        #expect(try SortingNetworkConfiguration(metadata: configuration.metadata) == configuration)
+        var generator = SeededGenerator(seed: 52)
+        let numbers = generator.uniform([2, 5], low: 0.1, high: 3)
+        var doubled = numbers
+        doubled.withUnsafeMutableBufferPointer { x in for i in 0..<x.count { x[i] *= 2 } }
+        let c = network.secondLayer.bias!.value.storage
+        let once = network.forward(numbers).storage, twice = network.forward(doubled).storage
+        for (index, (a, b)) in zip(once, twice).enumerated() {
+            let j = index % 5
+            #expect(abs((b - c[j]) - 2 * (a - c[j])) < 1e-4 * Swift.max(1, abs(b)), "seed 52 score \(index)")
+        }
+        var bad = configuration.metadata
+        bad["first_layer_bias"] = "maybe"
+        #expect(throws: NeuralNetError.invalidMetadata(key: "first_layer_bias", value: "maybe")) {
+            _ = try SortingNetworkConfiguration(metadata: bad)
+        }
+    }
 }

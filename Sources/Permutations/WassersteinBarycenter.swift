@@ -116,8 +116,8 @@ public enum WassersteinBarycenter {
     /// Minimises `E(b)` by entropic mirror descent from `start` (uniform when `nil`).
     ///
     /// With `backtracking` a step that raises `E` is retried from the same point with half the
-    /// step size (up to 30 times; the step that finally lowers `E` is taken, the size kept for the
-    /// next step and grown by 1.25 after two accepted steps in a row), so a too large `stepSize`
+    /// step size (up to 30 times, after which the step is taken as it is; the size reached is kept
+    /// for the next step and grown by 1.25 after two steps in a row accepted at once), so a too large `stepSize`
     /// costs evaluations, not divergence. Without it every step is taken as it comes (plain mirror
     /// descent, as in Figure 3 of Eisenberger et al.).
     ///

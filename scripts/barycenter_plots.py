@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plots and tables for docs/barycenter.md (stdlib only).
 
-    python3 scripts/barycenter_plots.py accuracy BARYCENTER.json        # `jigsaw-train barycenter --gradient-accuracy --json`
+    python3 scripts/barycenter_plots.py accuracy BARYCENTER.json [OUT.svg]  # `jigsaw-train barycenter --gradient-accuracy --json`
+                                                                         # or `jigsaw-train sort gradient-accuracy --json`
     python3 scripts/barycenter_plots.py steps BENCH.jsonl [TORCH.jsonl] # `sinkhorn-bench barycenter_step`, bench/torch_barycenter.py
 
 `accuracy` writes docs/barycenter-gradient-accuracy.svg (Figure 5: histograms of the gradients'
@@ -33,14 +34,15 @@ def legend(out, names, x, y):
         out.append(f'<text x="{x + 18}" y="{y + 16 * index}">{LABELS[name]}</text>')
 
 
-def accuracy(path):
+def accuracy(path, output="barycenter-gradient-accuracy.svg"):
     report = json.load(open(path))
     entries = report.get("gradientAccuracy") or []
     taus = sorted({e["iterations"] for e in entries})
     backwards = [b for b in ("implicit", "unrolled") if any(e["backward"] == b for e in entries)]
     width, height = 260 * len(taus) + 60, 330
-    out = svg_header(width, height, f"Gradient accuracy of the barycenter step, n = {report['size']}², "
+    title = report.get("title") or (f"Gradient accuracy of the barycenter step, n = {report['size']}², "
                                     f"λ = {report['entropy']:g} (relative error of ∂E/∂b, per bin)")
+    out = svg_header(width, height, title)
     top, h, w = 50, 220, 220
     for index, tau in enumerate(taus):
         left = 50 + index * 260
@@ -74,7 +76,7 @@ def accuracy(path):
         out.append(f'<text x="{left + w / 2}" y="{top + h + 32}" text-anchor="middle">relative error (dashed: median)</text>')
     legend(out, backwards, 60, top + 16)
     out.append("</svg>")
-    target = os.path.join(DOCS, "barycenter-gradient-accuracy.svg")
+    target = os.path.join(DOCS, output)
     open(target, "w").write("\n".join(out) + "\n")
     print(f"reference: implicit gradient after {entries[0]['referenceIterations']} iterations, marginal error "
           f"{entries[0]['referenceMarginalError']:.1e}\n")
@@ -164,7 +166,7 @@ def steps(paths):
 
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "accuracy":
-        accuracy(sys.argv[2])
+        accuracy(sys.argv[2], *sys.argv[3:4])
     elif len(sys.argv) >= 3 and sys.argv[1] == "steps":
         steps(sys.argv[2:])
     else:

@@ -12,7 +12,7 @@ struct SortCommand: ParsableCommand {
         commandName: "sort",
         abstract: "Train and evaluate the sorting network; measure the Sinkhorn backwards (Eisenberger et al. 2022).",
         subcommands: [SortTrainCommand.self, SortEvaluateCommand.self, SortReorderCommand.self, SortScalingCommand.self,
-                      SortScalingPointCommand.self]
+                      SortScalingPointCommand.self, SortGradientAccuracyCommand.self]
     )
 }
 
@@ -507,5 +507,94 @@ struct SortScalingPointCommand: ParsableCommand {
             backward: backward.rawValue, n: size, L: iterations, B: batchSize, S: samples, status: "ok",
             ms: median, firstStepMs: times[0], peakBytes: peak - baseline, vmHwmBytes: peak,
             baselineBytes: baseline, stateBytes: state, steps: steps)))
+    }
+}
+
+/// The JSON of `sort gradient-accuracy`, in the layout `scripts/barycenter_plots.py accuracy` reads.
+private struct SortGradientAccuracyReport: Encodable {
+    var title: String
+    var command: String
+    var count: Int
+    var lists: Int
+    var gradientAccuracy: [BarycenterReport.GradientAccuracy]
+}
+
+struct SortGradientAccuracyCommand: CheckedCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gradient-accuracy",
+        abstract: "The error of ∂loss/∂X through τ Sinkhorn iterations against a converged reference, per backward (Eisenberger et al. 2022, Figure 5).",
+        discussion: """
+        For noiseless scores X of a trained network on fresh U(0,1) lists, the sorting loss's \
+        gradient with respect to X with τ iterations (implicit or unrolled) is compared, entry by \
+        entry and relative to the reference's largest entry, with the implicit gradient after \
+        --reference-iterations iterations (its marginal error is printed).
+        """)
+
+    /// A sorting-network weights file.
+    @OptionGroup var weightsOptions: WeightsOptions
+    @Option(help: "Sinkhorn iteration counts τ, comma-separated.") var iterations = "10,50,100,200"
+    @Option(help: "Backwards, comma-separated: implicit, unrolled.") var backwards = "implicit,unrolled"
+    @Option(help: "Iterations of the reference gradient.") var referenceIterations = 3000
+    @Option(help: "U(0,1) lists.") var lists = 10
+    @Option(help: "Seed of the lists.") var seed: UInt64 = 5
+    @Option(help: "Write the JSON here.") var json: String?
+
+    func check() throws {
+        _ = try weightsOptions.checkedPath()
+        guard integerList(iterations)?.allSatisfy({ (1...100_000).contains($0) }) == true else {
+            throw ValidationError("--iterations must be a comma-separated list of integers in 1...100000")
+        }
+        guard transportBackwards(backwards) != nil else { throw ValidationError("--backwards must list implicit and/or unrolled") }
+        guard (10...100_000).contains(referenceIterations) else { throw ValidationError("--reference-iterations must be in 10...100000") }
+        guard (1...10_000).contains(lists) else { throw ValidationError("--lists must be in 1...10000") }
+    }
+
+    func execute() throws {
+        let file = try ModelFile(contentsOfFile: weightsOptions.weights ?? "")
+        let network = try file.makeSortingNetwork()
+        let n = network.configuration.count
+        var generator = SeededGenerator(seed: seed)
+        let numbers = generator.uniform([lists, n])
+        let scores = network.forward(numbers)
+        let noise = Tensor(shape: [lists, n, n])
+        func gradient(_ tau: Int, _ backward: SinkhornBackward) throws -> Tensor {
+            let settings = SortingTrainingSettings(temperature: 1, iterations: tau, noiseFactor: 0, samplesPerExample: 1,
+                                                   batchSize: lists, backward: backward)
+            return try SortingLoss.valueAndScoresGradient(lists: numbers, scores: scores, noise: noise, settings: settings).scoresGradient
+        }
+        let reference = try gradient(referenceIterations, .implicit)
+        let converged = try Sinkhorn.forward(scores, temperature: 1, iterations: referenceIterations)
+        let referenceError = converged.marginalError.max() ?? 0
+        let size = n * n
+        var scales: [Float] = []
+        for list in 0..<lists {
+            scales.append(reference.storage[(list * size)..<((list + 1) * size)].map(abs).max() ?? 1)
+        }
+        var entries: [BarycenterReport.GradientAccuracy] = []
+        for backward in transportBackwards(backwards)! {
+            for tau in integerList(iterations)! {
+                let got = try gradient(tau, backward == .implicit ? .implicit : .unrolled)
+                var errors: [Float] = []
+                errors.reserveCapacity(got.count)
+                for index in 0..<got.count {
+                    errors.append(abs(got.storage[index] - reference.storage[index]) / scales[index / size])
+                }
+                let entry = BarycenterReport.GradientAccuracy(backward: backward.rawValue, iterations: tau,
+                                                              referenceIterations: referenceIterations,
+                                                              referenceMarginalError: referenceError, errors: errors)
+                entries.append(entry)
+                print(String(format: "%@ τ=%d: relative error median %.2e, 90th percentile %.2e, max %.2e",
+                             backward.rawValue, tau, entry.median, entry.percentile90, entry.maximum))
+            }
+        }
+        print(String(format: "reference: implicit after %d iterations, marginal error %.1e", referenceIterations, referenceError))
+        if let json {
+            let report = SortGradientAccuracyReport(
+                title: "Gradient accuracy of the sorting network, N = \(n) (relative error of ∂loss/∂X, per entry)",
+                command: commandLine, count: n, lists: lists, gradientAccuracy: entries)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
     }
 }

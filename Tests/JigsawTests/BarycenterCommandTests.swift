@@ -73,3 +73,27 @@ import Testing
         #expect(result.error.contains(word), "\(arguments): \(result.error)")
     }
 }
+
+/// `jigsaw-train sort gradient-accuracy` on a shipped sorting network: errors shrink as the forward
+/// converges, and the JSON has the layout the plotting script reads.
+@Suite struct SortGradientAccuracyCommandTests {
+    @Test func errorsShrinkWithIterations() throws {
+        let runner = TrainCommandTests()
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("sort-accuracy-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let result = try runner.run(["sort", "gradient-accuracy",
+                                     "--weights", runner.repository.appendingPathComponent("Models/sort-80.safetensors").path,
+                                     "--lists", "2", "--iterations", "5,200", "--reference-iterations", "1000", "--json", json.path])
+        #expect(result.status == 0, "\(result.error)")
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
+        let entries = object?["gradientAccuracy"] as? [[String: Any]] ?? []
+        #expect(entries.count == 4)
+        for backward in ["implicit", "unrolled"] {
+            let rows = entries.filter { $0["backward"] as? String == backward }
+            let few = rows.first { $0["iterations"] as? Int == 5 }?["percentile90"] as? Double ?? 0
+            let many = rows.first { $0["iterations"] as? Int == 200 }?["percentile90"] as? Double ?? 1
+            #expect(many < few, "\(backward): 90th percentile \(few) at τ = 5, \(many) at τ = 200")
+            #expect((rows.first?["entries"] as? Int) == 2 * 80 * 80)
+        }
+    }
+}

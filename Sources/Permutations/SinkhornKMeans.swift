@@ -62,10 +62,14 @@ public enum SinkhornKMeans {
 
     /// The loss, gradient and assignment of one batch.
     ///
+    /// `workspace` serves the forward, `backwardWorkspace` the backward (kept apart so that
+    /// `backwardBytes` counts the backward's scratch; reuse one across steps of the same sizes).
+    ///
     /// - Throws: `SinkhornError` for bad shapes, `λ` or iteration counts.
     public static func step(points: Tensor, centroids: Tensor, entropy: Float, iterations: Int,
                             backward: TransportBackward,
-                            workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> SinkhornKMeansStep {
+                            workspace: SinkhornWorkspace? = nil,
+                            backwardWorkspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> SinkhornKMeansStep {
         guard points.rank == 2, centroids.rank == 2, points.shape[1] == centroids.shape[1],
               points.shape[0] > 0, centroids.shape[0] > 0 else {
             throw .invalidShape(shape: points.shape + centroids.shape)
@@ -78,7 +82,8 @@ public enum SinkhornKMeans {
         let columns = [Float](repeating: Float(b) / Float(k), count: k)
         let solution = try GridTransport.solve(cost: cost, source: rows, target: columns, entropy: entropy,
                                                iterations: iterations, backward: backward, workspace: workspace)
-        let backwardSpace = SinkhornWorkspace()
+        // The backward has a workspace of its own, so that its size is what the backward needs.
+        let backwardSpace = backwardWorkspace ?? SinkhornWorkspace()
         let partial = try GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
         var g = partial.cost
         let mass = 1 / Float(b)

@@ -77,10 +77,14 @@ public enum WassersteinBarycenter {
     ///   - entropy: `λ`.
     ///   - iterations: Sinkhorn iterations `τ` per transport problem.
     ///   - backward: `.implicit` or `.unrolled`.
+    ///   - workspace: scratch of the forward passes.
+    ///   - backwardWorkspace: scratch of the backward passes, kept apart from the forward's so that
+    ///     `backwardBytes` counts it (reuse one across calls with the same sizes).
     /// - Throws: `SinkhornError` for bad shapes, marginals or settings.
     public static func energy(of barycenter: [Float], inputs: [[Float]], weights: [Float], cost: Tensor,
                               entropy: Float, iterations: Int, backward: TransportBackward,
-                              workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> BarycenterEnergy {
+                              workspace: SinkhornWorkspace? = nil,
+                              backwardWorkspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> BarycenterEnergy {
         let n = barycenter.count
         guard inputs.count == weights.count, !inputs.isEmpty else {
             throw .marginalLength(expected: inputs.count, found: weights.count)
@@ -96,8 +100,8 @@ public enum WassersteinBarycenter {
         for (input, weight) in zip(inputs, weights) where weight > 0 {
             let solution = try GridTransport.solve(cost: cost, source: barycenter, target: input, entropy: entropy,
                                                    iterations: iterations, backward: backward, workspace: space)
-            // A workspace of its own, so that its size is what this backward needed.
-            let backwardSpace = SinkhornWorkspace()
+            // The backward has a workspace of its own, so that its size is what the backward needs.
+            let backwardSpace = backwardWorkspace ?? SinkhornWorkspace()
             let partial = try GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
             backwardBytes = Swift.max(backwardBytes,
                                       (solution.result.history?.bytes ?? 0) + backwardSpace.reservedBytes)
@@ -136,12 +140,13 @@ public enum WassersteinBarycenter {
         guard steps >= 0 else { throw .invalidIterations(steps) }
         guard let n = inputs.first?.count, n > 0 else { throw .marginalLength(expected: 1, found: 0) }
         guard stepSize.isFinite, stepSize > 0 else { throw .invalidTemperature(stepSize) }
-        let space = workspace ?? SinkhornWorkspace()
+        let space = workspace ?? SinkhornWorkspace(), backwardSpace = SinkhornWorkspace()
         var b = start ?? [Float](repeating: 1 / Float(n), count: n)
         guard b.count == n else { throw .marginalLength(expected: n, found: b.count) }
         func evaluate(_ b: [Float]) throws(SinkhornError) -> BarycenterEnergy {
             let value = try energy(of: b, inputs: inputs, weights: weights, cost: cost, entropy: entropy,
-                                   iterations: iterations, backward: backward, workspace: space)
+                                   iterations: iterations, backward: backward, workspace: space,
+                                   backwardWorkspace: backwardSpace)
             guard value.energy.isFinite, value.gradient.allSatisfy(\.isFinite) else { throw .nonFiniteInput(index: 0) }
             return value
         }

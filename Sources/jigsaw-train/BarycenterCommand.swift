@@ -155,7 +155,7 @@ struct BarycenterCommand: CheckedCommand {
     /// against the implicit gradient of a forward run for `referenceIterations` (converged: its
     /// marginal error is reported), per bin, relative to the reference's largest entry.
     func measureGradientAccuracy(histograms: [[Float]], cost: Tensor, positions: [(s: Float, t: Float)],
-                                 iterationList: [Int]) throws -> [BarycenterReport.GradientAccuracy] {
+                                 iterationList: [Int]) throws -> [GradientAccuracyHistogram] {
         let n = size * size
         var rng = SeededGenerator(seed: seed)
         var points = [[Float](repeating: 1 / Float(n), count: n)]
@@ -176,7 +176,7 @@ struct BarycenterCommand: CheckedCommand {
                 references.append((point, weights, value.gradient, value.gradient.map(abs).max() ?? 1))
             }
         }
-        var answer: [BarycenterReport.GradientAccuracy] = []
+        var answer: [GradientAccuracyHistogram] = []
         let progress = ProgressReporter(label: "gradient accuracy")
         let total = backwardList!.count * iterationList.count
         for backward in backwardList! {
@@ -245,13 +245,7 @@ struct BarycenterCommand: CheckedCommand {
         let height = backwardNames.count * panel + (backwardNames.count - 1) * panelGap
         var picture = Image(width: Swift.max(width, 1), height: Swift.max(height, 1), channels: 1, repeating: 48)
         func draw(_ histogram: [Float], x: Int, y: Int) {
-            let top = histogram.max() ?? 1
-            for row in 0..<side {
-                for column in 0..<side {
-                    let value = top > 0 ? histogram[(row / zoom) * report.size + column / zoom] / top : 0
-                    picture.pixels[(y + row) * picture.width + x + column] = UInt8((Swift.max(0, Swift.min(1, value)) * 255).rounded())
-                }
-            }
+            picture.paint(histogram, side: report.size, zoom: zoom, x: x, y: y)
         }
         let cell = side + gap
         for run in report.runs {
@@ -266,6 +260,23 @@ struct BarycenterCommand: CheckedCommand {
         }
         let bytes = try PNG.encode(picture)
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
+extension Image {
+    /// Paints a `side × side` gray map at `(x, y)` of this one-channel image, each value as one
+    /// `zoom × zoom` block, scaled so that the largest value is white (all black when none is
+    /// positive).
+    mutating func paint<Values: Collection<Float>>(_ values: Values, side: Int, zoom: Int = 1, x: Int, y: Int)
+        where Values.Index == Int {
+        let top = values.max() ?? 0
+        let start = values.startIndex
+        for row in 0..<(side * zoom) {
+            for column in 0..<(side * zoom) {
+                let value = top > 0 ? values[start + (row / zoom) * side + column / zoom] / top : 0
+                pixels[(y + row) * width + x + column] = UInt8((Swift.max(0, Swift.min(1, value)) * 255).rounded())
+            }
+        }
     }
 }
 
@@ -297,7 +308,7 @@ struct BarycenterReport: Codable {
     var command: String
     var images: [[Float]]
     var runs: [Run]
-    var gradientAccuracy: [GradientAccuracy]?
+    var gradientAccuracy: [GradientAccuracyHistogram]?
 
     /// What makes the report impossible to draw, or nil.
     var problem: String? {
@@ -315,39 +326,39 @@ struct BarycenterReport: Codable {
         }
         return nil
     }
+}
 
-    /// Relative errors of one backward at one `τ`, as a histogram of `log10(error)` in bins of
-    /// 0.25 from −9 (errors below 10⁻⁹, exact zeros included, fall in the first bin).
-    struct GradientAccuracy: Codable {
-        var backward: String
-        var iterations: Int
-        var referenceIterations: Int
-        var referenceMarginalError: Float
-        var entries: Int
-        var median: Double
-        var percentile90: Double
-        var maximum: Double
-        var log10BinStart: Double
-        var log10BinWidth: Double
-        var counts: [Int]
+/// Relative errors of one backward at one `τ`, as a histogram of `log10(error)` in bins of
+/// 0.25 from −9 (errors below 10⁻⁹, exact zeros included, fall in the first bin).
+struct GradientAccuracyHistogram: Codable {
+    var backward: String
+    var iterations: Int
+    var referenceIterations: Int
+    var referenceMarginalError: Float
+    var entries: Int
+    var median: Double
+    var percentile90: Double
+    var maximum: Double
+    var log10BinStart: Double
+    var log10BinWidth: Double
+    var counts: [Int]
 
-        init(backward: String, iterations: Int, referenceIterations: Int, referenceMarginalError: Float, errors: [Float]) {
-            self.backward = backward
-            self.iterations = iterations
-            self.referenceIterations = referenceIterations
-            self.referenceMarginalError = referenceMarginalError
-            let sorted = errors.map(Double.init).sorted()
-            entries = sorted.count
-            median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-            percentile90 = sorted.isEmpty ? 0 : sorted[Swift.min(sorted.count - 1, sorted.count * 9 / 10)]
-            maximum = sorted.last ?? 0
-            log10BinStart = -9
-            log10BinWidth = 0.25
-            counts = [Int](repeating: 0, count: 40)
-            for error in sorted {
-                let position = error > 0 ? (log10(error) - log10BinStart) / log10BinWidth : 0
-                counts[Swift.max(0, Swift.min(counts.count - 1, Int(position.rounded(.down))))] += 1
-            }
+    init(backward: String, iterations: Int, referenceIterations: Int, referenceMarginalError: Float, errors: [Float]) {
+        self.backward = backward
+        self.iterations = iterations
+        self.referenceIterations = referenceIterations
+        self.referenceMarginalError = referenceMarginalError
+        let sorted = errors.map(Double.init).sorted()
+        entries = sorted.count
+        median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+        percentile90 = sorted.isEmpty ? 0 : sorted[Swift.min(sorted.count - 1, sorted.count * 9 / 10)]
+        maximum = sorted.last ?? 0
+        log10BinStart = -9
+        log10BinWidth = 0.25
+        counts = [Int](repeating: 0, count: 40)
+        for error in sorted {
+            let position = error > 0 ? (log10(error) - log10BinStart) / log10BinWidth : 0
+            counts[Swift.max(0, Swift.min(counts.count - 1, Int(position.rounded(.down))))] += 1
         }
     }
 }

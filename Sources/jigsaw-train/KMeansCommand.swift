@@ -90,12 +90,13 @@ struct KMeansCommand: CheckedCommand {
                 let optimiser = Adam(parameters: [centroids], learningRate: learningRate)
                 var losses: [Float] = []
                 var peak = 0
-                let workspace = SinkhornWorkspace()
+                let workspace = SinkhornWorkspace(), backwardWorkspace = SinkhornWorkspace()
                 let started = Date()
                 for batch in batches {
                     let points = gather(train, batch)
                     let result = try SinkhornKMeans.step(points: points, centroids: centroids.value, entropy: entropy,
-                                                         iterations: tau, backward: backward, workspace: workspace)
+                                                         iterations: tau, backward: backward, workspace: workspace,
+                                                         backwardWorkspace: backwardWorkspace)
                     centroids.gradient = result.gradient
                     optimiser.step()
                     losses.append(result.loss)
@@ -201,13 +202,8 @@ struct KMeansCommand: CheckedCommand {
             guard let column = taus.firstIndex(of: run.iterations), let row = names.firstIndex(of: run.backward) else { continue }
             let (px, py) = (column * (panelWidth + panelGap), row * (panelHeight + panelGap))
             for j in 0..<k {
-                let values = run.centroids[(j * side * side)..<((j + 1) * side * side)]
-                let top = Swift.max(values.max() ?? 1, 1e-6)
-                let (x0, y0) = (px + (j % perRow) * cell, py + (j / perRow) * cell)
-                for (offset, value) in values.enumerated() {
-                    let (y, x) = offset.quotientAndRemainder(dividingBy: side)
-                    picture.pixels[(y0 + y) * width + x0 + x] = UInt8((Swift.max(0, Swift.min(1, value / top)) * 255).rounded())
-                }
+                picture.paint(run.centroids[(j * side * side)..<((j + 1) * side * side)], side: side,
+                              x: px + (j % perRow) * cell, y: py + (j / perRow) * cell)
             }
         }
         try Data(try PNG.encode(picture)).write(to: URL(fileURLWithPath: path), options: .atomic)

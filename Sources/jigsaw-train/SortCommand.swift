@@ -516,7 +516,7 @@ private struct SortGradientAccuracyReport: Encodable {
     var command: String
     var count: Int
     var lists: Int
-    var gradientAccuracy: [BarycenterReport.GradientAccuracy]
+    var gradientAccuracy: [GradientAccuracyHistogram]
 }
 
 struct SortGradientAccuracyCommand: CheckedCommand {
@@ -570,7 +570,7 @@ struct SortGradientAccuracyCommand: CheckedCommand {
         for list in 0..<lists {
             scales.append(reference.storage[(list * size)..<((list + 1) * size)].map(abs).max() ?? 1)
         }
-        var entries: [BarycenterReport.GradientAccuracy] = []
+        var entries: [GradientAccuracyHistogram] = []
         for backward in transportBackwards(backwards)! {
             for tau in integerList(iterations)! {
                 let got = try gradient(tau, backward == .implicit ? .implicit : .unrolled)
@@ -579,7 +579,7 @@ struct SortGradientAccuracyCommand: CheckedCommand {
                 for index in 0..<got.count {
                     errors.append(abs(got.storage[index] - reference.storage[index]) / scales[index / size])
                 }
-                let entry = BarycenterReport.GradientAccuracy(backward: backward.rawValue, iterations: tau,
+                let entry = GradientAccuracyHistogram(backward: backward.rawValue, iterations: tau,
                                                               referenceIterations: referenceIterations,
                                                               referenceMarginalError: referenceError, errors: errors)
                 entries.append(entry)

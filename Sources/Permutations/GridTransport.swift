@@ -2,7 +2,8 @@ import TensorKit
 
 /// Which backward pass differentiates an entropic transport problem.
 public enum TransportBackward: String, Sendable, CaseIterable {
-    /// Eisenberger et al. 2022, Algorithm 1: memory independent of the iteration count.
+    /// Eisenberger et al. 2022, Algorithm 1: memory independent of the iteration count. Its linear
+    /// system is solved densely; `GridTransport.gradient(of:solver:)` picks the solver.
     case implicit
     /// Back-propagation through every Sinkhorn iteration (what automatic differentiation does).
     case unrolled
@@ -82,7 +83,8 @@ public enum GridTransport {
     ///
     /// The chain rule gives `∂loss/∂C = P + J_Cᵀ C` and `∂loss/∂a = J_aᵀ C`, `∂loss/∂b = J_bᵀ C`,
     /// where `Jᵀ G` is the Sinkhorn layer's backward for the upstream gradient `G = ∂loss/∂P = C`:
-    /// the implicit one (Eisenberger et al. 2022, Algorithm 1) or the unrolled one. The marginal
+    /// the implicit one (Eisenberger et al. 2022, Algorithm 1, with the dense solve; see
+    /// `gradient(of:solver:)` for the matrix-free one) or the unrolled one. The marginal
     /// gradients are defined up to `(+t, −t)` (see `TransportGradient`).
     ///
     /// - Throws: `SinkhornError.missingHistory` for `.unrolled` on a forward solved for `.implicit`.
@@ -98,10 +100,35 @@ public enum GridTransport {
             answer = try Sinkhorn.unrolledTransportGradient(solution.result, cost: solution.cost,
                                                             upstream: solution.cost, workspace: workspace)
         }
+        addPlan(of: solution, to: &answer)
+        return answer
+    }
+
+    /// `∂OT_λ/∂C`, `∂OT_λ/∂a`, `∂OT_λ/∂b` through the implicit backward, its linear system solved by
+    /// `solver` (see `ImplicitSolver`): `∂loss/∂C = P + J_Cᵀ C` with `Jᵀ C` from
+    /// `Sinkhorn.implicitTransportGradient(_:upstream:solver:workspace:)` for `G = C`.
+    ///
+    /// `.dense` gives what `gradient(of:backward: .implicit)` gives. `.conjugateGradient` never forms
+    /// the `n×n` Schur complement, so at `n = 64²` it needs `O(n)` scratch instead of `O(n²)` Doubles
+    /// and `O(n²)` time per iteration instead of `O(n³)` in all.
+    ///
+    /// - Throws: `ImplicitSolveError` (`.sinkhorn` wraps the errors of the dense backward;
+    ///   `.notConverged` when conjugate gradients reach their iteration cap).
+    /// - Complexity: `.dense` `O(m·n² + n³)`; `.conjugateGradient` `O(m·n)` per iteration.
+    public static func gradient(of solution: GridTransportResult, solver: ImplicitSolver,
+                                workspace: SinkhornWorkspace? = nil) throws(ImplicitSolveError)
+        -> ImplicitTransportGradient {
+        var answer = try Sinkhorn.implicitTransportGradient(solution.result, upstream: solution.cost, solver: solver,
+                                                            workspace: workspace)
+        addPlan(of: solution, to: &answer.gradient)
+        return answer
+    }
+
+    /// `∂loss/∂C = P + J_Cᵀ C`: adds the plan to the layer's backward.
+    static func addPlan(of solution: GridTransportResult, to answer: inout TransportGradient) {
         let plan = solution.plan.storage
         answer.cost.storage.withUnsafeMutableBufferPointer { g in
             for index in 0..<g.count { g[index] += plan[index] }
         }
-        return answer
     }
 }

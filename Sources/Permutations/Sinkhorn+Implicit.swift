@@ -31,7 +31,8 @@ extension Sinkhorn {
 
     /// The implicit gradient of `transport(cost:…)` with respect to the cost and both marginals:
     /// `∂ℓ/∂C = −(1/λ)(T − P ⊙ (α1ᵀ + 1βᵀ))`, `∂ℓ/∂a = α`, `∂ℓ/∂b = β` (Eisenberger et al. 2022,
-    /// Algorithm 1; `β_n = 0` fixes the gauge shared by `a` and `b`).
+    /// Algorithm 1; `β_n = 0` fixes the gauge shared by `a` and `b`), with the dense solve;
+    /// `implicitTransportGradient(_:upstream:solver:workspace:)` offers the matrix-free one.
     public static func implicitTransportGradient(_ result: SinkhornResult, upstream: Tensor,
                                                  workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> TransportGradient {
         guard result.problem.order == .columnsFirst else { throw .wrongProblemKind }
@@ -152,7 +153,18 @@ extension Sinkhorn {
                 for j in 0..<k { beta[j] = 0 }
             }
         }
-        // β_n = 0 fixes the gauge; α = diag(â)⁻¹ (T1 − P̃ β̃).
+        implicitFinish(matrix: p, upstream: g, rows: m, columns: n, scale: s, rowMass: rowMass,
+                       rowTarget: rowTarget, beta: beta, output: output, alpha: alphaOut, betaOut: betaOut)
+    }
+
+    /// The end of either solve: with `β̃` (the first `n − 1` entries of `β`, `β_n = 0` fixing the
+    /// gauge), `α = diag(â)⁻¹ (T1 − P̃ β̃)` and `output = s · (T − P ⊙ (α1ᵀ + 1βᵀ))`.
+    static func implicitFinish(matrix p: UnsafePointer<Float>, upstream g: UnsafePointer<Float>, rows m: Int,
+                               columns n: Int, scale s: Float, rowMass: UnsafePointer<Double>,
+                               rowTarget: UnsafePointer<Double>, beta: UnsafePointer<Double>,
+                               output: UnsafeMutablePointer<Float>, alpha alphaOut: UnsafeMutablePointer<Float>,
+                               betaOut: UnsafeMutablePointer<Float>) {
+        let k = n - 1
         let betaLast = n - 1
         for i in 0..<m {
             var acc = rowTarget[i]

@@ -97,6 +97,14 @@ let barycenterSizes: [(side: Int, iterations: Int)] = [
     (32, 10), (32, 50), (32, 100), (32, 200), (32, 500), (64, 10), (64, 50), (64, 100), (64, 200),
 ]
 
+/// The backwards of `barycenter_step`: `implicit` (dense solve) and `unrolled` are
+/// `TransportBackward`'s; `implicit_cg` is the implicit backward with
+/// `ImplicitSolver.conjugateGradient()` at its default settings.
+let barycenterBackwards = ["implicit", "implicit_cg", "unrolled"]
+
+/// The conjugate-gradient tolerances `barycenter_cg_tolerance` sweeps.
+let barycenterTolerances: [Double] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7]
+
 /// Set in a child process of this executable to measure one barycenter step on a fresh heap.
 let barycenterChildVariable = "SINKHORN_BENCH_BARYCENTER"
 
@@ -106,11 +114,18 @@ let barycenterBenchmarks: [Benchmark] = {
         exit(0)
     }
     return [
+        // Size by size, all backwards at each size, so that a change in the machine's load
+        // between sizes falls on all of them alike.
         Benchmark(op: "barycenter_step") {
-            for backward in ["implicit", "unrolled"] {
-                for size in barycenterSizes {
+            for size in barycenterSizes {
+                for backward in barycenterBackwards {
                     spawnChild(variable: barycenterChildVariable, value: "\(backward),\(size.side),\(size.iterations)")
                 }
+            }
+        },
+        Benchmark(op: "barycenter_cg_tolerance") {
+            for iterations in [10, 50, 200] {
+                spawnChild(variable: barycenterChildVariable, value: "tolerance,64,\(iterations)")
             }
         },
     ]
@@ -132,19 +147,11 @@ func spawnChild(variable: String, value: String) {
     }
 }
 
-/// In the child: one barycenter step's transport problem — the forward from the barycenter to one
-/// input image and the gradient of `⟨C, P⟩` with respect to the barycenter — timed (median) with
-/// its peak memory beyond a process that holds the cost, the two histograms and a finished plain
-/// forward. A step with K inputs does this K times.
-func runBarycenterChild(_ request: String) {
-    let parts = request.split(separator: ",").map(String.init)
-    guard parts.count == 3, let backward = TransportBackward(rawValue: parts[0]), let side = Int(parts[1]),
-          let iterations = Int(parts[2]) else {
-        FileHandle.standardError.write(Data("bad request \(request)\n".utf8))
-        return
-    }
+/// The cost, the barycenter and input histograms (seed 11) and `λ` of one barycenter step's
+/// transport problem on a `side × side` grid.
+func barycenterProblem(side: Int) -> (cost: Tensor, barycenter: [Float], input: [Float], entropy: Float)? {
     let n = side * side
-    guard let cost = try? GridTransport.squaredDistanceCost(width: side, height: side) else { return }
+    guard let cost = try? GridTransport.squaredDistanceCost(width: side, height: side) else { return nil }
     var rng = SeededGenerator(seed: 11)
     func histogram() -> [Float] {
         let raw = (0..<n).map { _ in 0.05 + rng.nextUniform() }
@@ -152,23 +159,120 @@ func runBarycenterChild(_ request: String) {
         return raw.map { $0 / total }
     }
     let (b, a) = (histogram(), histogram())
-    let entropy: Float = 0.002
+    return (cost, b, a, 0.002)
+}
+
+/// `max |x − y| / max |y|` over two gradients of the same shape.
+func relativeMaxError(_ x: Tensor, _ y: Tensor) -> Double {
+    var difference = 0.0, scale = 0.0
+    for (u, v) in zip(x.storage, y.storage) {
+        difference = max(difference, abs(Double(u) - Double(v)))
+        scale = max(scale, abs(Double(v)))
+    }
+    return difference / max(scale, .leastNormalMagnitude)
+}
+
+/// In the child: one barycenter step's transport problem — the forward from the barycenter to one
+/// input image and the gradient of `⟨C, P⟩` with respect to the barycenter — timed (median) with
+/// its peak memory beyond a process that holds the cost, the two histograms and a finished plain
+/// forward. A step with K inputs does this K times.
+///
+/// For `implicit_cg` the line also carries the conjugate-gradient iterations and relative residual
+/// and, measured after the timing (so neither the time nor the peak includes it), the error of the
+/// gradient against the dense implicit one of the same forward: `max |Δ| / max |dense|` for
+/// `∂/∂a` (the barycenter's gradient) and for `∂/∂C`. `tolerance` requests sweep the
+/// conjugate-gradient tolerance instead (`barycenter_cg_tolerance`).
+func runBarycenterChild(_ request: String) {
+    let parts = request.split(separator: ",").map(String.init)
+    guard parts.count == 3, barycenterBackwards.contains(parts[0]) || parts[0] == "tolerance",
+          let side = Int(parts[1]), let iterations = Int(parts[2]) else {
+        FileHandle.standardError.write(Data("bad request \(request)\n".utf8))
+        return
+    }
+    if parts[0] == "tolerance" {
+        runToleranceSweep(side: side, iterations: iterations)
+        return
+    }
+    let name = parts[0]
+    let backward: TransportBackward = name == "unrolled" ? .unrolled : .implicit
+    let solver: ImplicitSolver? = name == "implicit_cg" ? .conjugateGradient() : nil
+    let n = side * side
+    guard let (cost, b, a, entropy) = barycenterProblem(side: side) else { return }
     let space = SinkhornWorkspace()
     guard (try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy, iterations: iterations,
                                     backward: .implicit, workspace: space)) != nil else { return }
     let baseline = peakResidentBytes()
     let backwardSpace = SinkhornWorkspace()
+    var solverIterations = 0, solverResidual = Double.nan
     func step() -> Int {
         guard let solution = try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy,
-                                                      iterations: iterations, backward: backward, workspace: space),
-              let gradient = try? GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
+                                                      iterations: iterations, backward: backward, workspace: space)
         else { return 0 }
+        let gradient: TransportGradient
+        if let solver {
+            guard let answer = try? GridTransport.gradient(of: solution, solver: solver, workspace: backwardSpace)
+            else { return 0 }
+            gradient = answer.gradient
+            solverIterations = answer.iterations.first ?? 0
+            solverResidual = answer.relativeResiduals.first ?? .nan
+        } else {
+            guard let answer = try? GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
+            else { return 0 }
+            gradient = answer
+        }
         return backwardSpace.reservedBytes + (solution.result.history?.bytes ?? 0) + 4 * gradient.cost.count
     }
     let accounted = step()
     let peak = peakResidentBytes() - baseline
     let large = n > 2048
     let ms = medianMilliseconds(warmup: 0, minRuns: large ? 2 : 5, budget: large ? 1 : 3) { _ = step() }
-    emit(["op": "barycenter_step", "backward": backward.rawValue, "n": n, "side": side, "L": iterations,
-          "entropy": entropy, "ms": ms, "peak_bytes": peak, "accounted_bytes": accounted])
+    guard let solver else {
+        emit(["op": "barycenter_step", "backward": name, "n": n, "side": side, "L": iterations,
+              "entropy": entropy, "ms": ms, "peak_bytes": peak, "accounted_bytes": accounted])
+        return
+    }
+    var errorA = Double.nan, errorCost = Double.nan
+    if let solution = try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy,
+                                               iterations: iterations, workspace: space),
+       let dense = try? GridTransport.gradient(of: solution, backward: .implicit),
+       let matrixFree = try? GridTransport.gradient(of: solution, solver: solver) {
+        errorA = relativeMaxError(matrixFree.gradient.rowMarginal, dense.rowMarginal)
+        errorCost = relativeMaxError(matrixFree.gradient.cost, dense.cost)
+    }
+    emit(["op": "barycenter_step", "backward": name, "n": n, "side": side, "L": iterations,
+          "entropy": entropy, "ms": ms, "peak_bytes": peak, "accounted_bytes": accounted,
+          "cg_iterations": solverIterations, "cg_relative_residual": solverResidual,
+          "error_a_vs_dense": errorA, "error_cost_vs_dense": errorCost])
+}
+
+/// `barycenter_cg_tolerance`: on one forward, the conjugate-gradient backward at each tolerance of
+/// `barycenterTolerances` — its time (median), iterations and error against the dense backward
+/// (as in `runBarycenterChild`), beside the dense backward's time.
+func runToleranceSweep(side: Int, iterations: Int) {
+    guard let (cost, b, a, entropy) = barycenterProblem(side: side),
+          let solution = try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy,
+                                                  iterations: iterations) else { return }
+    let space = SinkhornWorkspace()
+    guard let dense = try? GridTransport.gradient(of: solution, backward: .implicit, workspace: space) else { return }
+    let denseMs = medianMilliseconds(warmup: 0, minRuns: 2, budget: 1) {
+        _ = try? GridTransport.gradient(of: solution, backward: .implicit, workspace: space)
+    }
+    for tolerance in barycenterTolerances {
+        let solver = ImplicitSolver.conjugateGradient(tolerance: tolerance)
+        guard let answer = try? GridTransport.gradient(of: solution, solver: solver, workspace: space) else {
+            emit(["op": "barycenter_cg_tolerance", "n": side * side, "side": side, "L": iterations,
+                  "tolerance": tolerance, "converged": 0])
+            continue
+        }
+        let ms = medianMilliseconds(warmup: 0, minRuns: 3, budget: 1) {
+            _ = try? GridTransport.gradient(of: solution, solver: solver, workspace: space)
+        }
+        emit(["op": "barycenter_cg_tolerance", "n": side * side, "side": side, "L": iterations, "entropy": entropy,
+              "tolerance": tolerance, "converged": 1, "cg_iterations": answer.iterations.first ?? 0,
+              "cg_relative_residual": answer.relativeResiduals.first ?? .nan, "backward_ms": ms,
+              "dense_backward_ms": denseMs,
+              "marginal_error": solution.result.marginalError.first ?? .nan,
+              "error_a_vs_dense": relativeMaxError(answer.gradient.rowMarginal, dense.rowMarginal),
+              "error_cost_vs_dense": relativeMaxError(answer.gradient.cost, dense.cost)])
+    }
 }

@@ -90,8 +90,11 @@ public enum JigsawEvaluator {
     /// them with the network's scores and the hard matching `M(X)` (Hungarian / Jonker–Volgenant, as
     /// the tutorial evaluates), and measures the result.
     ///
-    /// The network is put in evaluation mode for the call and restored afterwards.
-    /// - Throws: `JigsawTrainingError.datasetMismatch` when the images do not fit the network.
+    /// The network is put in evaluation mode for the call and restored afterwards. A network with
+    /// several score heads scores every image with the head of its label (the reconstruction of a
+    /// digit into its own class).
+    /// - Throws: `JigsawTrainingError.datasetMismatch` when the images do not fit the network, or
+    ///   a network with several heads meets images without labels.
     ///
     /// With `jpegQuality`, every scrambled puzzle is first re-encoded as a JPEG of that quality
     /// (``PuzzleBatch/recompressScrambled(puzzle:quality:normalization:)``), as a phone would save it.
@@ -104,6 +107,12 @@ public enum JigsawEvaluator {
                 + "\(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         let total = min(limit ?? dataset.count, dataset.count)
+        let labels = dataset.labels
+        if c.scoreHeads > 1 {
+            guard let labels, labels.count == dataset.count, labels.allSatisfy({ (0..<c.scoreHeads).contains($0) }) else {
+                throw JigsawTrainingError.datasetMismatch("a network with \(c.scoreHeads) score heads needs a label in 0..<\(c.scoreHeads) per image")
+            }
+        }
         let wasTraining = network.isTraining
         network.isTraining = false
         defer { network.isTraining = wasTraining }
@@ -123,7 +132,8 @@ public enum JigsawEvaluator {
             if let jpegQuality {
                 for b in 0..<batch.count { try batch.recompressScrambled(puzzle: b, quality: jpegQuality, normalization: nil) }
             }
-            let scores = JigsawInference.scores(network, pieces: batch.scrambled)
+            let heads = c.scoreHeads > 1 ? Array(labels![start..<end]) : nil
+            let scores = JigsawInference.scores(network, pieces: batch.scrambled, heads: heads)
             let matchings = try JigsawInference.match(scores)
             try batch.scrambled.withUnsafeBufferPointer { x in
                 try batch.unscrambled.withUnsafeBufferPointer { t in

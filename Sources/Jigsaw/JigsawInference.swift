@@ -43,10 +43,11 @@ public enum JigsawInference {
 
     /// The scores `[B, n, n]` of pieces in `[0, 1]` `[B, n, C, p, p]`: normalised per channel with
     /// the model's statistics, then scored by `network` (in whatever mode it is in).
-    public static func scores(_ network: JigsawNetwork, pieces: Tensor) -> Tensor {
+    /// - Parameter heads: with several score heads, the head of every puzzle (`nil`: head 0).
+    public static func scores(_ network: JigsawNetwork, pieces: Tensor, heads: [Int]? = nil) -> Tensor {
         var input = pieces
         network.configuration.normalise(&input)
-        return network.forward(input)
+        return network.forward(input, heads: heads)
     }
 
     /// The hard matching `M(X)` of every score matrix (Jonker–Volgenant, as the tutorial evaluates).

@@ -11,6 +11,9 @@ import TensorKit
 /// the unscrambled pieces (averaged over samples) with Adam, back-propagating through Sinkhorn with
 /// the unrolled or the implicit derivative.
 ///
+/// With several score heads (the assembly network of §4.3), every image is scored by the head of
+/// its class label, so head `k` learns to arrange pieces into a digit `k`.
+///
 /// Determinism: the network's initial weights come from `seed`; epoch `e` visits the images in the
 /// order of `SeededGenerator(seed).derived(e + 1)` and draws its scrambles and noise from
 /// `SeededGenerator(seed).derived(2³² + e)`, so a run resumed from a checkpoint (which stores that
@@ -66,6 +69,14 @@ public final class JigsawTrainer {
                 + "\(net.channels)×\(net.imageSize)×\(net.imageSize)")
         }
         guard training.count > 0 else { throw JigsawTrainingError.datasetMismatch("no training images") }
+        if net.scoreHeads > 1 {
+            guard let labels = training.labels, labels.count == training.count else {
+                throw JigsawTrainingError.datasetMismatch("a network with \(net.scoreHeads) score heads needs a class label per image")
+            }
+            if let bad = labels.first(where: { !(0..<net.scoreHeads).contains($0) }) {
+                throw JigsawTrainingError.datasetMismatch("label \(bad) has no score head (0..<\(net.scoreHeads))")
+            }
+        }
         self.configuration = configuration
         self.training = training
         unshifted = training
@@ -105,6 +116,10 @@ public final class JigsawTrainer {
         } else {
             training = unshifted
         }
+        if configuration.strokeProbability > 0 {
+            var strokes = SeededGenerator(seed: configuration.seed).derived((4 << 32) + UInt64(epoch))
+            training = training.strokeVaried(probability: configuration.strokeProbability, generator: &strokes)
+        }
         var orderGenerator = SeededGenerator(seed: configuration.seed).derived(UInt64(epoch) + 1)
         order = orderGenerator.permutation(training.count)
         generator = SeededGenerator(seed: configuration.seed).derived((1 << 32) + UInt64(epoch))
@@ -132,7 +147,8 @@ public final class JigsawTrainer {
         let learningRate = c.learningRate(atStep: globalStep, of: totalSteps)
 
         network.isTraining = true
-        let scores = network.forward(batch.scrambled)
+        let heads = c.network.scoreHeads > 1 ? order[start..<end].map { training.labels![$0] } : nil
+        let scores = network.forward(batch.scrambled, heads: heads)
         let layer = try GumbelSinkhornStep(
             scores, temperature: tau, noiseFactor: c.noiseFactor, samplesPerExample: c.samplesPerExample,
             iterations: c.sinkhornIterations, backward: c.backward, generator: &generator, workspace: workspace)

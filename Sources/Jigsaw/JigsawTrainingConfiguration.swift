@@ -69,6 +69,11 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
     /// uniformly from `-shiftPixels...shiftPixels` (uncovered pixels black), so the network meets
     /// digits that do not sit where MNIST centres them; 0 for none.
     public var shiftPixels: Int = 0
+    /// The share of training images whose strokes are made thicker or thinner every epoch (half
+    /// each way, ``ImageDataset/strokeVaried(probability:generator:)``), so that a network meets
+    /// more and less ink than the class usually has, as an assembly head does when it is given the
+    /// pieces of another digit; 0 for none.
+    public var strokeProbability: Float = 0
     /// The `checksum.sha256` of the weights file training starts from when it fine-tunes a trained
     /// model (nil: the seeded initialisation), so a checkpoint is resumed only with the same start.
     public var initialWeightsChecksum: String?
@@ -131,6 +136,7 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         try require(jpegQualities.lowerBound >= 1 && jpegQualities.upperBound <= 100, "JPEG qualities must be in 1...100")
         try require(jpegProbability == 0 || network.channels == 1 || network.channels == 3, "JPEG re-encoding needs 1 or 3 channels")
         try require(shiftPixels >= 0 && shiftPixels < network.imageSize / 2, "shift must be in 0..<\(network.imageSize / 2) pixels")
+        try require(strokeProbability >= 0 && strokeProbability <= 1, "stroke probability must be in [0, 1]")
         try require(reconstructionWeight.isFinite && reconstructionWeight >= 0 && permutationWeight.isFinite
                     && permutationWeight >= 0 && reconstructionWeight + permutationWeight > 0,
                     "loss weights must be non-negative numbers, not both zero")
@@ -175,6 +181,7 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         if let final = finalLearningRate { m["train.final_learning_rate"] = "\(final)" }
         if let limit = trainLimit { m["train.limit"] = "\(limit)" }
         if shiftPixels > 0 { m["train.shift_pixels"] = "\(shiftPixels)" }
+        if strokeProbability > 0 { m["train.stroke_probability"] = "\(strokeProbability)" }
         if let initialWeightsChecksum { m["train.initial_weights_sha256"] = initialWeightsChecksum }
         if jpegProbability > 0 {
             m["train.jpeg_probability"] = "\(jpegProbability)"

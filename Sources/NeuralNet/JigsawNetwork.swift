@@ -9,7 +9,10 @@ import TensorKit
 ///     HiddenLayer    optional: Linear(F → u) → ReLU                                  (g_2.0)
 ///     EdgeAttention  optional, × blocks: pieces gather what their edge neighbours computed (edges.b)
 ///     SetAttention   optional, × blocks: self-attention among each puzzle's pieces   (attention.b)
-///     ScoreHead      Linear(F or u → n, no bias)                                     (g_2 or g_2.2)
+///     ScoreHead      Linear(F or u → K·n, no bias)                                   (g_2 or g_2.2)
+///
+/// With `K = scoreHeads > 1` the output layer holds one `n`-row block per head and each puzzle
+/// takes its scores from the head it is given (``forward(_:heads:)``); `K = 1` is the tutorial's.
 ///
 /// Input pieces `[B, n, C, p, p]` (already normalised), output scores `[B, n, n]`; row `i` of
 /// puzzle `b` scores scrambled piece `i` over the `n` grid cells. Every stage maps each puzzle's
@@ -54,6 +57,7 @@ public final class JigsawNetwork: Module {
     /// the encoder has normalised them, while they are still in cache.
     private let fusedWithEncoder: [any RowLocalStage]
     private var cachedInput: Tensor?
+    private var cachedHeads: [Int] = []
     private var cachedWorkers = 1
     private var scores = Tensor(shape: [0])
 
@@ -76,7 +80,7 @@ public final class JigsawNetwork: Module {
         }
         head = ScoreHead(name: c.hiddenUnits > 0 ? "g_2.2" : "g_2",
                          inputFeatures: c.hiddenUnits > 0 ? c.hiddenUnits : c.featureCount,
-                         positions: c.pieceCount, generator: &generator)
+                         positions: c.pieceCount * c.scoreHeads, generator: &generator)
         let context = c.setContext
             ? SetContext(inputFeatures: c.featureCount, hiddenUnits: c.hiddenUnits, contextUnits: c.contextUnits,
                          generator: &generator)
@@ -146,11 +150,18 @@ extension JigsawNetwork {
     ///
     /// In training mode BatchNorm uses the statistics of all `B·n` pieces and updates its running
     /// averages; the input is kept for ``backward(_:)``.
-    public func forward(_ pieces: Tensor) -> Tensor {
+    ///
+    /// - Parameter heads: with several score heads, the head that scores each puzzle (`B` values in
+    ///   `0..<scoreHeads`); `nil` takes head 0 for every puzzle.
+    public func forward(_ pieces: Tensor, heads: [Int]? = nil) -> Tensor {
         let c = configuration
         precondition(pieces.rank == 5 && Array(pieces.shape.dropFirst()) == Array(inputShape(batch: 0).dropFirst()),
                      "JigsawNetwork expects \(inputShape(batch: pieces.shape.first ?? 0)), got \(pieces.shape)")
         let batch = pieces.shape[0], count = batch * c.pieceCount
+        let heads = heads ?? [Int](repeating: 0, count: batch)
+        precondition(heads.count == batch && heads.allSatisfy { (0..<c.scoreHeads).contains($0) },
+                     "JigsawNetwork needs one head in 0..<\(c.scoreHeads) per puzzle")
+        cachedHeads = heads
         for stage in stages { stage.checkParameterShapes() }
         // A piece costs about 10 µs forward and backward; below 8 pieces per worker, waking a
         // second thread costs more than it saves (a single puzzle is served on one thread).
@@ -179,7 +190,17 @@ extension JigsawNetwork {
             }
         }
         scores.withUnsafeMutableBufferPointer { output in
-            output.baseAddress!.update(from: head.activations, count: output.count)
+            if c.scoreHeads == 1 {
+                output.baseAddress!.update(from: head.activations, count: output.count)
+            } else {
+                let n = c.pieceCount, width = n * c.scoreHeads
+                for b in 0..<batch {
+                    for i in 0..<n {
+                        let row = b * n + i
+                        (output.baseAddress! + row * n).update(from: head.activations + row * width + heads[b] * n, count: n)
+                    }
+                }
+            }
         }
         return scores
     }
@@ -195,7 +216,19 @@ extension JigsawNetwork {
                      "scores gradient \(scoresGradient.shape) does not match [\(batch), n, n]")
         for stage in stages { stage.checkParameterShapes() }
         scoresGradient.withUnsafeBufferPointer { g in
-            head.activationGradient.update(from: g.baseAddress!, count: g.count)
+            if c.scoreHeads == 1 {
+                head.activationGradient.update(from: g.baseAddress!, count: g.count)
+            } else {
+                // Only the rows of each puzzle's own head received a gradient.
+                let n = c.pieceCount, width = n * c.scoreHeads
+                head.activationGradient.update(repeating: 0, count: count * width)
+                for b in 0..<batch {
+                    for i in 0..<n {
+                        let row = b * n + i
+                        (head.activationGradient + row * width + cachedHeads[b] * n).update(from: g.baseAddress! + row * n, count: n)
+                    }
+                }
+            }
         }
         input.withUnsafeBufferPointer { input in
             // Each stage's input and the buffer that receives its gradient: the output of the last

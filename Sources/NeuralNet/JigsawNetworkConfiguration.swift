@@ -50,6 +50,11 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
     public var edgeMeasure: String
     /// `κ` of ``EdgeGraph``: how sharply the attention prefers the best-matching piece.
     public var edgeSharpness: Float
+    /// Score heads: `1` for a jigsaw network; `K > 1` stacks `K` output layers (one per class of
+    /// target image) over the same representation, and each puzzle is scored by the head it names
+    /// (Mena et al. 2018, §4.3: "stacking several second layers ... digit identity indicates which
+    /// layer activates"). The output layer then has `K · n` rows, head `k`'s in rows `k·n ..< (k+1)·n`.
+    public var scoreHeads: Int = 1
     /// Per-channel mean subtracted from pixel values in `[0, 1]` (one value applies to all).
     public var normalisationMean: [Float]
     /// Per-channel standard deviation dividing the centred pixel values.
@@ -59,7 +64,8 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
                 kernelSize: Int = 5, extraConvolutionBlocks: Int = 0, hiddenUnits: Int = 0,
                 setContext: Bool = false, contextUnits: Int = 0, attentionBlocks: Int = 0, attentionHeads: Int = 4,
                 attentionHeadUnits: Int = 32, edgeBlocks: Int = 0, edgeMeasure: String = "mgc",
-                edgeSharpness: Float = 8, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081]) {
+                edgeSharpness: Float = 8, normalisationMean: [Float] = [0.1307], normalisationStd: [Float] = [0.3081],
+                scoreHeads: Int = 1) {
         self.grid = grid
         self.imageSize = imageSize
         self.channels = channels
@@ -77,6 +83,7 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         self.edgeSharpness = edgeSharpness
         self.normalisationMean = normalisationMean
         self.normalisationStd = normalisationStd
+        self.scoreHeads = scoreHeads
     }
 
     /// The side of a piece in pixels, `⌊imageSize / grid⌋` (the tutorial's `image_size // num_pieces`).
@@ -153,7 +160,8 @@ public struct JigsawNetworkConfiguration: Equatable, Sendable {
         try require(hiddenUnits * (4 * hiddenUnits + 8) * edgeBlocks <= 1 << 28,
                     "the edge attention layers would exceed 2^28 weights")
         let outputInputs = hiddenUnits > 0 ? hiddenUnits : featureCount
-        try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount <= 1 << 28,
+        try require((1...64).contains(scoreHeads), "score heads \(scoreHeads) is not in 1...64")
+        try require(featureCount * max(hiddenUnits, 1) <= 1 << 28 && outputInputs * pieceCount * scoreHeads <= 1 << 28,
                     "the Linear layers would exceed 2^28 weights")
         for (name, values) in [("mean", normalisationMean), ("std", normalisationStd)] {
             try require(values.count == 1 || values.count == channels,
@@ -207,12 +215,13 @@ extension JigsawNetworkConfiguration {
         public static let edgeBlocks = "edge_blocks"
         public static let edgeMeasure = "edge_measure"
         public static let edgeSharpness = "edge_sharpness"
+        public static let scoreHeads = "score_heads"
         public static let normalisationMean = "normalization_mean"
         public static let normalisationStd = "normalization_std"
     }
 
     /// The configuration as `__metadata__` strings (numbers in decimal, lists comma-separated);
-    /// the edge keys only when there are edge blocks.
+    /// the edge keys only when there are edge blocks, `score_heads` only when there are several.
     public var metadata: [String: String] {
         var metadata: [String: String] = [
             Key.architecture: Self.architecture,
@@ -237,6 +246,7 @@ extension JigsawNetworkConfiguration {
             metadata[Key.edgeMeasure] = edgeMeasure
             metadata[Key.edgeSharpness] = String(edgeSharpness)
         }
+        if scoreHeads > 1 { metadata[Key.scoreHeads] = String(scoreHeads) }
         return metadata
     }
 
@@ -272,6 +282,7 @@ extension JigsawNetworkConfiguration {
             edgeSharpness: try metadata.float(Key.edgeSharpness, default: defaults.edgeSharpness),
             normalisationMean: try metadata.floats(Key.normalisationMean, default: defaults.normalisationMean),
             normalisationStd: try metadata.floats(Key.normalisationStd, default: defaults.normalisationStd))
+        scoreHeads = try metadata.integer(Key.scoreHeads, default: 1)
         try validate()
         if let value = metadata[Key.pieceSize] {
             guard let pieceSize = Int(value) else { throw NeuralNetError.invalidMetadata(key: Key.pieceSize, value: value) }

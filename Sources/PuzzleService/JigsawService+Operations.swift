@@ -179,6 +179,7 @@ extension JigsawService {
         family("jigsaw_soft_reconstructions_total", "counter", "Soft reconstructions computed.", [("", counters.softReconstructions)])
         family("jigsaw_samples_served_total", "counter", "Sample puzzles made.", [("", counters.samplesServed)])
         family("jigsaw_scrambles_total", "counter", "Uploads scrambled.", [("", counters.scrambles)])
+        family("jigsaw_assemblies_total", "counter", "Digits assembled (POST /v1/assemble).", [("", counters.assemblies)])
         if let entries = store.entries { family("jigsaw_puzzle_store_entries", "gauge", "Puzzles in the store.", [("", entries)]) }
         if let bytes = store.bytes { family("jigsaw_puzzle_store_bytes", "gauge", "Bytes held by the store.", [("", bytes)]) }
         family("jigsaw_puzzle_store_evictions_total", "counter", "Puzzles evicted by the store bounds.", [("", store.evictions)])

@@ -91,7 +91,7 @@ extension JigsawService {
     }
 
     /// The images of a JSON piece list, checked against the service's limits.
-    private func pieceImages(_ pieces: [PieceInput]) throws(ServiceError) -> [Image] {
+    func pieceImages(_ pieces: [PieceInput]) throws(ServiceError) -> [Image] {
         guard !pieces.isEmpty else { throw .unprocessableInput("the piece list is empty") }
         var images: [Image] = []
         var samples = 0

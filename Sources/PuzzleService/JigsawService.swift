@@ -25,6 +25,8 @@ public final class JigsawService: Sendable {
     public let store: any PuzzleStoring
     /// The directory of the web page, if served.
     public let publicDirectory: String?
+    /// The network that assembles digits into chosen ones (`/v1/assemble`), if loaded.
+    public let assembler: DigitAssembler?
 
     let counters = Locked(ServiceCounters())
     /// The admission queue of the heavy routes.
@@ -43,14 +45,16 @@ public final class JigsawService: Sendable {
     ///   - store: where solved puzzles are kept; `nil` makes a ``PuzzleStore`` in memory with the
     ///     configuration's bounds and time to live.
     ///   - clock: the in-memory store's monotonic clock in nanoseconds (injectable for tests).
+    ///   - assembler: the digit assembler of `/v1/assemble` (503 `no_model` there without one).
     public init(registry: ModelRegistry, samples: SampleSet = SampleSet(datasets: [:]),
                 configuration: ServiceConfiguration = ServiceConfiguration(), publicDirectory: String? = nil,
-                store: (any PuzzleStoring)? = nil,
+                store: (any PuzzleStoring)? = nil, assembler: DigitAssembler? = nil,
                 clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
         self.registry = registry
         self.samples = samples
         self.configuration = configuration
         self.publicDirectory = publicDirectory
+        self.assembler = assembler
         self.store = store ?? PuzzleStore(capacity: configuration.storeCapacity, byteBudget: configuration.storeByteBudget,
                                           timeToLive: configuration.storeTimeToLive, clock: clock)
         generator = Locked(SeededGenerator(seed: configuration.seed))
@@ -121,6 +125,8 @@ public final class JigsawService: Sendable {
         router.get("/v1/samples", handler: handle { try self.listSamples($0) })
         router.get("/v1/samples/{k}", handler: handle { try self.gated(self.sample, $0) })
         router.post("/v1/sort", handler: handle { try self.gated(self.sort, $0) })
+        router.get("/v1/assemble", handler: handle { try self.describeAssembler($0) })
+        router.post("/v1/assemble", handler: handle { try self.gated(self.assemble, $0) })
         if let publicDirectory {
             router.fallback = HTTPStaticFiles(directory: publicDirectory).handler
         } else {
@@ -205,6 +211,7 @@ struct ServiceCounters {
     var softReconstructions = 0
     var samplesServed = 0
     var scrambles = 0
+    var assemblies = 0
 }
 
 /// glibc's `mallopt` (declared in `<malloc.h>`, which the Glibc module does not export).

@@ -167,6 +167,33 @@ enum OpenAPIDocument {
           "415": {"$ref": "#/components/responses/Error"},
           "422": {"$ref": "#/components/responses/Error"},
           "503": {"$ref": "#/components/responses/Error"}}}
+    },
+    "/v1/assemble": {
+      "get": {"summary": "The digit assembly network and its figures", "operationId": "describeAssembler",
+        "responses": {
+          "200": {"description": "The assembler", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Assembler"}}}},
+          "503": {"$ref": "#/components/responses/Error"}}},
+      "post": {"summary": "Assemble the pieces of any digit into a chosen digit (Mena et al. 2018, section 4.3)", "operationId": "assemble",
+        "description": "A picture of one digit (PNG, JPEG or WebP body with ?target=K, or JSON with image) is first prepared the way MNIST prepares its digits: colour to gray, dark ink on light paper inverted (the tone of the picture's border is the background), the strokes' bounding box scaled to 20 px in a 28 px frame and centred by mass. It is then cut into the model's grid (10 x 10 pieces of 2 px from the centred 20 x 20 region; the 4 px border is not part of the puzzle), and the target's score head with the hard matching M(X) arranges the pieces. JSON pieces (the model's piece count, in the cell order of their source) are taken as they are. cells[i] is the cell piece i is put in; source and assembled are 28 px PNGs with the classifier's verdict on each; with tau also the soft assembly S(X/tau). With Accept: image/png the assembly itself (X-Target, X-Verdict, X-Cells). 503 no_model when the server was started without --assembly-model and --classifier (or their files in MODELS/assembly and MODELS/classifiers).",
+        "parameters": [
+          {"name": "target", "in": "query", "required": false, "description": "The digit to assemble (required here for an image body; JSON may give it as target)", "schema": {"type": "integer", "minimum": 0, "maximum": 9}},
+          {"$ref": "#/components/parameters/TauOptional"},
+          {"$ref": "#/components/parameters/Iterations"},
+          {"$ref": "#/components/parameters/Format"}],
+        "requestBody": {"required": true, "content": {
+          "image/png": {"schema": {"type": "string", "format": "binary"}},
+          "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+          "image/webp": {"schema": {"type": "string", "format": "binary"}},
+          "application/json": {"schema": {"$ref": "#/components/schemas/AssembleRequest"}}}},
+        "responses": {
+          "200": {"description": "The arrangement, the pictures and the verdicts", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Assembly"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+          "400": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"},
+          "503": {"$ref": "#/components/responses/Error"}}}
     }
   },
   "components": {
@@ -192,6 +219,25 @@ enum OpenAPIDocument {
       "Piece": {"oneOf": [
         {"type": "string", "description": "base64 PNG (a data: URL prefix is accepted)"},
         {"type": "array", "description": "[H][W] or [C][H][W] numbers in [0, 1]", "items": {"type": "array", "items": {}}}]},
+      "AssembleRequest": {"type": "object", "properties": {
+        "image": {"type": "string", "description": "a picture of one digit as base64 PNG, JPEG or WebP"},
+        "pieces": {"type": "array", "items": {"$ref": "#/components/schemas/Piece"}, "description": "the model's piece count, in the cell order of their source (instead of image)"},
+        "target": {"type": "integer", "minimum": 0, "maximum": 9},
+        "tau": {"type": "number"},
+        "iterations": {"type": "integer"}}},
+      "Verdict": {"type": "object", "properties": {"digit": {"type": "integer"}, "probabilities": {"type": "array", "items": {"type": "number"}}}},
+      "Assembly": {"type": "object", "properties": {
+        "model": {"type": "string"}, "target": {"type": "integer"}, "grid": {"type": "integer"}, "piece_size": {"type": "integer"}, "image_size": {"type": "integer"},
+        "cells": {"type": "array", "items": {"type": "integer"}, "description": "cells[i]: the cell of piece i; piece i is cell i of source"},
+        "recognised": {"type": "boolean", "description": "whether the classifier calls the assembly the target"},
+        "input": {"type": "string", "enum": ["digit", "pieces"], "description": "digit: a picture normalised as MNIST prepares digits; pieces: as given"},
+        "source": {"type": "object", "properties": {"png": {"type": "string"}, "verdict": {"$ref": "#/components/schemas/Verdict"}}},
+        "assembled": {"type": "object", "properties": {"png": {"type": "string"}, "verdict": {"$ref": "#/components/schemas/Verdict"}}},
+        "soft": {"type": "object", "properties": {"tau": {"type": "number"}, "iterations": {"type": "integer"}, "png": {"type": "string"}, "verdict": {"$ref": "#/components/schemas/Verdict"}}}}},
+      "Assembler": {"type": "object", "properties": {
+        "model": {"type": "string"}, "grid": {"type": "integer"}, "piece_size": {"type": "integer"}, "image_size": {"type": "integer"}, "targets": {"type": "integer"},
+        "evaluation": {"type": "object", "description": "assembly.* figures of the weights file: assembly.recognised is the share of (test digit, target) pairs the classifier calls the target", "additionalProperties": {"type": "string"}},
+        "classifier_test_accuracy": {"type": "string"}}},
       "SolveRequest": {"type": "object", "properties": {
         "pieces": {"type": "array", "items": {"$ref": "#/components/schemas/Piece"}, "description": "grid^2 pieces in scrambled order"},
         "image": {"type": "string", "description": "a whole scrambled image as base64 PNG (instead of pieces)"},

@@ -115,6 +115,11 @@ public final class ServiceModel: Sendable {
                 var networks: [JigsawNetwork] = []
                 for _ in 0..<instances {
                     let network = try file.makeJigsawNetwork()
+                    guard network.configuration.scoreHeads == 1 else {
+                        throw JigsawTrainingError.invalidModelFile(
+                            path: file.source, reason: "it is an assembly network (\(network.configuration.scoreHeads) score heads), "
+                            + "served by /v1/assemble: load it with --assembly-model")
+                    }
                     network.threadCount = 1
                     networks.append(network)
                 }

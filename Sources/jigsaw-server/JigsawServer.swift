@@ -42,6 +42,13 @@ struct JigsawServer: ParsableCommand {
     @Option(help: "A directory of sample datasets (default: MODELS/samples).")
     var samples: String?
 
+    @Option(name: .customLong("assembly-model"),
+            help: "The digit assembly network of /v1/assemble (default: MODELS/assembly/mnist-assembly.safetensors when it exists).")
+    var assemblyModel: String?
+
+    @Option(help: "The digit classifier that judges assemblies (default: MODELS/classifiers/mnist-classifier.safetensors when it exists).")
+    var classifier: String?
+
     @Option(help: "The jigsaw model used when a request names none (default: the smallest grid).")
     var defaultModel: String?
 
@@ -200,6 +207,24 @@ struct JigsawServer: ParsableCommand {
         }
     }
 
+    /// The assembler of the files given, or of the models directory's defaults when both exist.
+    func makeAssembler() throws -> DigitAssembler? {
+        let inModels = { (path: String) in self.models.map { ($0 as NSString).appendingPathComponent(path) } }
+        let assemblyPath = assemblyModel ?? inModels("assembly/mnist-assembly.safetensors")
+        let classifierPath = classifier ?? inModels("classifiers/mnist-classifier.safetensors")
+        guard let assemblyPath, let classifierPath else {
+            if assemblyModel != nil || classifier != nil {
+                throw ValidationError("--assembly-model and --classifier go together (or give --models with both files in it)")
+            }
+            return nil
+        }
+        let given = assemblyModel != nil || classifier != nil
+        guard given || (FileManager.default.fileExists(atPath: assemblyPath) && FileManager.default.fileExists(atPath: classifierPath)) else {
+            return nil
+        }
+        return try DigitAssembler(assemblyFile: assemblyPath, classifierFile: classifierPath, instances: networkInstances)
+    }
+
     func run() throws {
         do {
             try check()
@@ -213,6 +238,13 @@ struct JigsawServer: ParsableCommand {
             registry = try ModelRegistry(directory: models, files: modelFiles, defaultModel: defaultModel,
                                          instances: networkInstances,
                                          batching: BatchPolicy(maximumSize: maxBatch, maximumWait: .microseconds(Int64(batchWait * 1000))))
+        } catch {
+            FileHandle.standardError.write(Data("jigsaw-server: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        var assembler: DigitAssembler?
+        do {
+            assembler = try makeAssembler()
         } catch {
             FileHandle.standardError.write(Data("jigsaw-server: \(error)\n".utf8))
             throw ExitCode.failure
@@ -251,7 +283,7 @@ struct JigsawServer: ParsableCommand {
                 storeTimeToLive: seconds(storeTTL), seed: seed ?? Self.clockSeed(),
                 concurrentWork: concurrentWork, workQueueLength: workQueue,
                 workQueueTimeout: seconds(workTimeout)),
-            publicDirectory: publicDirectory, store: puzzleStore)
+            publicDirectory: publicDirectory, store: puzzleStore, assembler: assembler)
         let server = service.makeServer(configuration: HTTPServerConfiguration(
             host: host, port: port, limits: HTTPLimits(bodyBytes: maxBodyBytes),
             headerTimeout: seconds(headerTimeout), bodyTimeout: seconds(bodyTimeout), idleTimeout: seconds(idleTimeout),
@@ -270,6 +302,7 @@ struct JigsawServer: ParsableCommand {
         var banner = "models: \(names.isEmpty ? "none (readyz answers 503)" : names.joined(separator: ", "))"
         if let name = registry.defaultJigsawModel?.name { banner += "; default \(name)" }
         banner += "; samples: \(sampleSet.datasets.keys.sorted().joined(separator: ", "))"
+        banner += "; assembly: \(assembler?.name ?? "none")"
         banner += "; store: \(service.store.name)\n"
         let shownHost = host.contains(":") ? "[\(host)]" : host
         FileHandle.standardOutput.write(Data((banner + "listening on http://\(shownHost):\(server.port)\n").utf8))

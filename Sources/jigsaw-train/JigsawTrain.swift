@@ -8,7 +8,7 @@ struct JigsawTrain: ParsableCommand {
         commandName: "jigsaw-train",
         abstract: "Train and evaluate Gumbel-Sinkhorn networks (jigsaw puzzles, number sorting).",
         version: PackageVersion.string,
-        subcommands: [TrainCommand.self, EvaluateCommand.self, SortCommand.self, ClassifierCommand.self, BarycenterCommand.self, KMeansCommand.self,
+        subcommands: [TrainCommand.self, EvaluateCommand.self, SortCommand.self, ClassifierCommand.self, AssembleCommand.self, BarycenterCommand.self, KMeansCommand.self,
                       ChecksumCommand.self]
     )
 }

@@ -55,6 +55,9 @@ struct TrainCommand: CheckedCommand {
     var edgeMeasure: String = "mgc"
     @Option(name: .customLong("edge-sharpness"), help: "How sharply edge attention prefers the best-matching piece (κ).")
     var edgeSharpness: Float = 8
+    @Option(name: .customLong("score-heads"),
+            help: "Score heads, one per class label: each training image is scored by its label's head, so head k learns to arrange any pieces into a k (the assembly network; 1: a jigsaw network).")
+    var scoreHeads: Int = 1
     @Option(name: [.customLong("temperature"), .customLong("tau")], help: "Sinkhorn temperature τ.")
     var temperature: Float = 0.1
     @Option(name: [.customLong("final-temperature"), .customLong("final-tau")],
@@ -97,6 +100,9 @@ struct TrainCommand: CheckedCommand {
     @Option(name: .customLong("shift-pixels"),
             help: "Every epoch, translate each training image by column and row offsets drawn from -N...N (0: none).")
     var shiftPixels = 0
+    @Option(name: .customLong("stroke-probability"),
+            help: "Every epoch, make the strokes of this share of the training images thicker or thinner (half each way; 0: none).")
+    var strokeProbability: Float = 0
     @Option(name: .customLong("initial-weights"),
             help: "Start from this trained model's weights (same architecture) instead of a seeded initialisation.")
     var initialWeights: String?
@@ -128,7 +134,8 @@ struct TrainCommand: CheckedCommand {
                 attentionHeads: attentionHeads, attentionHeadUnits: attentionHeadUnits,
                 edgeBlocks: edgeBlocks, edgeMeasure: edgeMeasure, edgeSharpness: edgeSharpness,
                 normalisationMean: Self.floats(normalisationMean) ?? (dataset == .photos ? [0.485, 0.456, 0.406] : [0.1307]),
-                normalisationStd: Self.floats(normalisationStd) ?? (dataset == .photos ? [0.229, 0.224, 0.225] : [0.3081])),
+                normalisationStd: Self.floats(normalisationStd) ?? (dataset == .photos ? [0.229, 0.224, 0.225] : [0.3081]),
+            scoreHeads: scoreHeads),
             dataset: dataset, dataDirectory: data.directory ?? "",
             temperature: temperature, finalTemperature: finalTemperature, sinkhornIterations: iterations, noiseFactor: noise,
             samplesPerExample: samples, learningRate: learningRate, finalLearningRate: finalLearningRate,
@@ -138,6 +145,7 @@ struct TrainCommand: CheckedCommand {
         configuration.jpegProbability = jpegProbability
         configuration.jpegQualities = jpegQualities
         configuration.shiftPixels = shiftPixels
+        configuration.strokeProbability = strokeProbability
         return configuration
     }
 

@@ -62,11 +62,13 @@ func withService<Result>(
     models: [ServiceModel], defaultModel: String? = nil, samples: SampleSet = SampleSet(datasets: [:]),
     configuration: ServiceConfiguration = ServiceConfiguration(storeCapacity: 64, seed: 1),
     limits: HTTPLimits = HTTPLimits(), publicDirectory: String? = nil, responsePolicy: HTTPResponsePolicy = HTTPResponsePolicy(),
+    assembler: DigitAssembler? = nil,
     server adjust: (inout HTTPServerConfiguration) -> Void = { _ in },
     _ body: (Int, JigsawService) throws -> Result
 ) throws -> Result {
     let service = JigsawService(registry: try ModelRegistry(models: models, defaultModel: defaultModel),
-                                samples: samples, configuration: configuration, publicDirectory: publicDirectory)
+                                samples: samples, configuration: configuration, publicDirectory: publicDirectory,
+                                assembler: assembler)
     var serverConfiguration = HTTPServerConfiguration(
         host: "127.0.0.1", port: 0, limits: limits, headerTimeout: .seconds(10), bodyTimeout: .seconds(10),
         idleTimeout: .seconds(10), lingerTimeout: .milliseconds(200), shutdownTimeout: .seconds(10), accessLog: nil,

@@ -675,9 +675,221 @@
     if (file) loadFile(file);
   });
 
+  // MARK: - Assembling any digit (POST /v1/assemble)
+
+  const assembly = {
+    card: $("assemble-card"), draw: $("draw"), clear: $("draw-clear"), file: $("digit-file"), targets: $("targets"),
+    button: $("assemble"), verdict: $("assemble-verdict"), canvas: $("assembly"), status: $("assemble-status"),
+    info: null, inked: false, photo: null, animation: 0, sequence: 0,
+  };
+
+  function drawContext() {
+    const context = assembly.draw.getContext("2d");
+    context.lineCap = "round";
+    context.lineJoin = "round";
+    context.lineWidth = 22;
+    context.strokeStyle = "#fff";
+    return context;
+  }
+
+  function clearDrawing() {
+    const context = assembly.draw.getContext("2d");
+    context.fillStyle = "#000";
+    context.fillRect(0, 0, assembly.draw.width, assembly.draw.height);
+    assembly.inked = false;
+    assembly.photo = null;
+    updateAssembleButton();
+  }
+
+  function updateAssembleButton() {
+    const ready = assembly.inked || assembly.photo;
+    assembly.button.disabled = !ready || document.body.dataset.assembly === "assembling";
+    if (!ready) assembly.verdict.textContent = "Draw a digit first.";
+    else if (!document.body.dataset.assembly || document.body.dataset.assembly === "idle") assembly.verdict.textContent = "Pick a target digit and press Assemble.";
+  }
+
+  function selectedTarget() {
+    const checked = assembly.targets.querySelector("input:checked");
+    return checked ? Number(checked.value) : 0;
+  }
+
+  function loadImage(source) {
+    return new Promise((resolve, reject) => {
+      const image = new Image();
+      image.onload = () => resolve(image);
+      image.onerror = () => reject(new Error("the service returned an image the browser cannot read"));
+      image.src = source;
+    });
+  }
+
+  /** Moves every piece from its cell in the source to its cell in the assembly. */
+  function animateAssembly(answer, source) {
+    const context = assembly.canvas.getContext("2d");
+    context.imageSmoothingEnabled = false;
+    const scale = assembly.canvas.width / answer.image_size, p = answer.piece_size, grid = answer.grid;
+    const offset = Math.floor((answer.image_size - grid * p) / 2);
+    const origin = (cell) => [offset + (cell % grid) * p, offset + Math.floor(cell / grid) * p];
+    const sequence = ++assembly.sequence;
+    const reduced = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const duration = reduced ? 0 : 1400, started = performance.now();
+    return new Promise((resolve) => {
+      function frame(now) {
+        if (sequence !== assembly.sequence) return resolve(false);
+        const t = duration ? Math.min(1, (now - started) / duration) : 1;
+        const eased = t < 0.5 ? 2 * t * t : 1 - Math.pow(-2 * t + 2, 2) / 2;
+        context.fillStyle = "#000";
+        context.fillRect(0, 0, assembly.canvas.width, assembly.canvas.height);
+        answer.cells.forEach((cell, piece) => {
+          const [sx, sy] = origin(piece), [tx, ty] = origin(cell);
+          const x = sx + (tx - sx) * eased, y = sy + (ty - sy) * eased;
+          context.drawImage(source, sx, sy, p, p, Math.round(x * scale), Math.round(y * scale), p * scale, p * scale);
+        });
+        if (t < 1) {
+          assembly.animation = requestAnimationFrame(frame);
+        } else {
+          resolve(true);
+        }
+      }
+      cancelAnimationFrame(assembly.animation);
+      assembly.animation = requestAnimationFrame(frame);
+    });
+  }
+
+  function describeVerdict(verdict) {
+    return verdict.digit + " (" + percent(verdict.probabilities[verdict.digit]) + ")";
+  }
+
+  async function assemble() {
+    const target = selectedTarget();
+    document.body.dataset.assembly = "assembling";
+    assembly.status.textContent = "Assembling…";
+    updateAssembleButton();
+    try {
+      let answer;
+      if (assembly.photo) {
+        answer = await request("/v1/assemble?target=" + target, {
+          method: "POST", headers: { "Content-Type": assembly.photo.type || "application/octet-stream", Accept: "application/json" },
+          body: assembly.photo,
+        });
+      } else {
+        const image = assembly.draw.toDataURL("image/png");
+        assembly.card.dataset.sent = image.slice(image.indexOf(",") + 1);
+        answer = await request("/v1/assemble", {
+          method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ image: assembly.card.dataset.sent, target }),
+        });
+      }
+      const source = await loadImage("data:image/png;base64," + answer.source.png);
+      if (assembly.photo) {
+        // Show what the network sees of the photo: the digit as MNIST would have it.
+        const context = assembly.draw.getContext("2d");
+        context.imageSmoothingEnabled = false;
+        context.drawImage(source, 0, 0, assembly.draw.width, assembly.draw.height);
+      }
+      assembly.card.dataset.cells = answer.cells.join(",");
+      assembly.card.dataset.assembled = answer.assembled.png;
+      assembly.card.dataset.verdict = String(answer.assembled.verdict.digit);
+      assembly.verdict.innerHTML = "";
+      const read = document.createElement("strong");
+      read.textContent = describeVerdict(answer.assembled.verdict);
+      assembly.verdict.append("The classifier reads ", read,
+        answer.recognised ? " — the target." : " — not the target " + target + ".",
+        " It reads your digit as " + describeVerdict(answer.source.verdict) + ".");
+      assembly.status.textContent = "Moving " + answer.cells.length + " pieces";
+      const finished = await animateAssembly(answer, source);
+      if (finished) {
+        assembly.status.textContent = answer.recognised ? "Recognised" : "Not recognised";
+        assembly.canvas.setAttribute("aria-label", "Your digit's pieces arranged into a " + target + "; the classifier reads " + answer.assembled.verdict.digit);
+        document.body.dataset.assembly = "done";
+      }
+    } catch (error) {
+      document.body.dataset.assembly = "failed";
+      assembly.status.textContent = "Error";
+      showError("Could not assemble the digit", error);
+    }
+    updateAssembleButton();
+  }
+
+  function setUpAssembly(info) {
+    assembly.info = info;
+    for (let digit = 0; digit < info.targets; digit += 1) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "radio";
+      input.name = "target";
+      input.value = String(digit);
+      input.id = "target-" + digit;
+      if (digit === 3) input.checked = true;
+      label.append(input, document.createTextNode(String(digit)));
+      assembly.targets.append(label);
+    }
+    const share = info.evaluation && info.evaluation["assembly.recognised"];
+    assembly.status.textContent = share ? "test digits recognised: " + percent(Number(share)) : "";
+    clearDrawing();
+    let last = null;
+    const point = (event) => {
+      const box = assembly.draw.getBoundingClientRect();
+      return [(event.clientX - box.left) * assembly.draw.width / box.width, (event.clientY - box.top) * assembly.draw.height / box.height];
+    };
+    assembly.draw.addEventListener("pointerdown", (event) => {
+      event.preventDefault();
+      if (assembly.photo) clearDrawing();
+      assembly.draw.setPointerCapture(event.pointerId);
+      last = point(event);
+      const context = drawContext();
+      context.beginPath();
+      context.moveTo(last[0], last[1]);
+      context.lineTo(last[0] + 0.1, last[1]);
+      context.stroke();
+    });
+    assembly.draw.addEventListener("pointermove", (event) => {
+      if (!last) return;
+      const next = point(event), context = drawContext();
+      context.beginPath();
+      context.moveTo(last[0], last[1]);
+      context.lineTo(next[0], next[1]);
+      context.stroke();
+      last = next;
+      if (!assembly.inked) {
+        assembly.inked = true;
+        updateAssembleButton();
+      }
+    });
+    for (const name of ["pointerup", "pointercancel"]) {
+      assembly.draw.addEventListener(name, () => {
+        if (last) {
+          assembly.inked = true;
+          updateAssembleButton();
+        }
+        last = null;
+      });
+    }
+    assembly.clear.addEventListener("click", clearDrawing);
+    assembly.file.addEventListener("change", () => {
+      const file = assembly.file.files[0];
+      if (!file) return;
+      clearDrawing();
+      assembly.photo = file;
+      assembly.file.value = "";
+      updateAssembleButton();
+      assemble();
+    });
+    assembly.button.addEventListener("click", assemble);
+    assembly.card.hidden = false;
+  }
+
+  async function loadAssembler() {
+    try {
+      setUpAssembly(await request("/v1/assemble"));
+    } catch (_) {
+      // No assembler on this server: the section stays hidden.
+    }
+  }
+
   // For the browser test and the console: the same actions as the controls.
-  window.jigsaw = { state, loadSample, loadFile, solve, requestSoft };
+  window.jigsaw = { state, loadSample, loadFile, solve, requestSoft, assemble };
 
   requestSoft();
   loadModels();
+  loadAssembler();
 })();

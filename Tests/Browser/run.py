@@ -511,6 +511,67 @@ def run(args):
         else:
             print("browser test: no photo model or photo samples in Models/: photo checks skipped", flush=True)
 
+        # 5b. Assembling a drawn digit into another (POST /v1/assemble), if the server has an assembler.
+        try:
+            assembler = fetch_json(base, "/v1/assemble")
+        except urllib.error.HTTPError:
+            assembler = None
+        if assembler:
+            dev.call("Page.navigate", url=f"{base}/")
+            dev.wait_for("!document.getElementById('assemble-card').hidden", "the assembly section")
+            checks.expect(dev.evaluate("document.querySelectorAll('#targets input[type=radio]').length") == assembler["targets"],
+                          f"the assembly section offers {assembler['targets']} target digits")
+            checks.expect(dev.evaluate("document.getElementById('assemble').disabled"), "Assemble waits for a drawing")
+            box = dev.evaluate("(() => { const c = document.getElementById('draw'); c.scrollIntoView({ block: 'center' });"
+                               " const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()")
+            # A "7": a stroke across the top and one down to the bottom left, with the mouse.
+            path = [(0.3, 0.25), (0.5, 0.25), (0.7, 0.25), (0.62, 0.45), (0.52, 0.62), (0.45, 0.8)]
+            dev.call("Input.dispatchMouseEvent", type="mouseMoved", x=box[0] + box[2] * path[0][0], y=box[1] + box[3] * path[0][1])
+            dev.call("Input.dispatchMouseEvent", type="mousePressed", x=box[0] + box[2] * path[0][0], y=box[1] + box[3] * path[0][1],
+                     button="left", buttons=1, clickCount=1)
+            for (u, v) in path[1:]:
+                dev.call("Input.dispatchMouseEvent", type="mouseMoved", x=box[0] + box[2] * u, y=box[1] + box[3] * v, button="left", buttons=1)
+            dev.call("Input.dispatchMouseEvent", type="mouseReleased", x=box[0] + box[2] * path[-1][0], y=box[1] + box[3] * path[-1][1],
+                     button="left", buttons=0, clickCount=1)
+            checks.expect(not dev.evaluate("document.getElementById('assemble').disabled"), "drawing a digit enables Assemble")
+            dev.click("label:has(#target-2)")
+            checks.expect(dev.evaluate("document.getElementById('target-2').checked"), "a click picks the target digit 2")
+            dev.click("#assemble")
+            dev.wait_for("document.body.dataset.assembly === 'done'", "the pieces to move into a 2", timeout=20)
+            card = dev.evaluate("(() => { const d = document.getElementById('assemble-card').dataset;"
+                                " return { sent: d.sent, cells: d.cells, verdict: d.verdict }; })()")
+            direct = fetch_json(base, "/v1/assemble", data=json.dumps({"image": card["sent"], "target": 2}).encode(),
+                                content_type="application/json")
+            cells = [int(x) for x in card["cells"].split(",")]
+            checks.expect(cells == direct["cells"] and sorted(cells) == list(range(direct["grid"] ** 2)),
+                          f"the page's arrangement of {len(cells)} pieces equals a direct POST /v1/assemble of the drawing")
+            checks.expect(int(card["verdict"]) == direct["assembled"]["verdict"]["digit"],
+                          f"the page shows the classifier's verdict ({direct['assembled']['verdict']['digit']})")
+            text = dev.evaluate("document.getElementById('assemble-verdict').innerText")
+            checks.expect(f"reads {direct['assembled']['verdict']['digit']} (" in text, f"the verdict is written out: “{text}”")
+            # The last frame of the animation is the service's assembly, pixel for pixel.
+            mismatched = dev.evaluate(f"""new Promise((resolve) => {{
+                const image = new Image();
+                image.onload = () => {{
+                    const shown = document.getElementById('assembly'), reference = document.createElement('canvas');
+                    reference.width = shown.width; reference.height = shown.height;
+                    const context = reference.getContext('2d');
+                    context.imageSmoothingEnabled = false;
+                    context.drawImage(image, 0, 0, reference.width, reference.height);
+                    const a = shown.getContext('2d').getImageData(0, 0, shown.width, shown.height).data;
+                    const b = context.getImageData(0, 0, shown.width, shown.height).data;
+                    let bad = 0;
+                    for (let i = 0; i < a.length; i += 4) if (Math.abs(a[i] - b[i]) > 2) bad += 1;
+                    resolve(bad);
+                }};
+                image.src = 'data:image/png;base64,{direct["assembled"]["png"]}';
+            }})""", await_promise=True)
+            checks.expect(mismatched == 0, f"the animation ends on the service's assembled image ({mismatched} pixels differ)")
+            errors = dev.console_errors()
+            checks.expect(not errors, "no console errors while assembling" + (f": {errors}" if errors else ""))
+        else:
+            print("browser test: the server has no assembler: assembly checks skipped", flush=True)
+
         # 6. The API reference at /docs, rendered in the page from /openapi.json.
         seen_docs = len(dev.events)
         openapi = fetch_json(base, "/openapi.json")

@@ -118,7 +118,8 @@ public final class JigsawTrainer {
         }
         if configuration.strokeProbability > 0 {
             var strokes = SeededGenerator(seed: configuration.seed).derived((4 << 32) + UInt64(epoch))
-            training = training.strokeVaried(probability: configuration.strokeProbability, generator: &strokes)
+            training = training.strokeVaried(probability: configuration.strokeProbability,
+                                             maximumPasses: configuration.strokePasses, generator: &strokes)
         }
         var orderGenerator = SeededGenerator(seed: configuration.seed).derived(UInt64(epoch) + 1)
         order = orderGenerator.permutation(training.count)

@@ -74,6 +74,8 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
     /// more and less ink than the class usually has, as an assembly head does when it is given the
     /// pieces of another digit; 0 for none.
     public var strokeProbability: Float = 0
+    /// The largest number of 3 × 3 passes of a stroke variation (each image draws `1...strokePasses`).
+    public var strokePasses: Int = 1
     /// The `checksum.sha256` of the weights file training starts from when it fine-tunes a trained
     /// model (nil: the seeded initialisation), so a checkpoint is resumed only with the same start.
     public var initialWeightsChecksum: String?
@@ -137,6 +139,7 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         try require(jpegProbability == 0 || network.channels == 1 || network.channels == 3, "JPEG re-encoding needs 1 or 3 channels")
         try require(shiftPixels >= 0 && shiftPixels < network.imageSize / 2, "shift must be in 0..<\(network.imageSize / 2) pixels")
         try require(strokeProbability >= 0 && strokeProbability <= 1, "stroke probability must be in [0, 1]")
+        try require((1...4).contains(strokePasses), "stroke passes must be in 1...4")
         try require(reconstructionWeight.isFinite && reconstructionWeight >= 0 && permutationWeight.isFinite
                     && permutationWeight >= 0 && reconstructionWeight + permutationWeight > 0,
                     "loss weights must be non-negative numbers, not both zero")
@@ -182,6 +185,7 @@ public struct JigsawTrainingConfiguration: Equatable, Sendable {
         if let limit = trainLimit { m["train.limit"] = "\(limit)" }
         if shiftPixels > 0 { m["train.shift_pixels"] = "\(shiftPixels)" }
         if strokeProbability > 0 { m["train.stroke_probability"] = "\(strokeProbability)" }
+        if strokeProbability > 0 && strokePasses > 1 { m["train.stroke_passes"] = "\(strokePasses)" }
         if let initialWeightsChecksum { m["train.initial_weights_sha256"] = initialWeightsChecksum }
         if jpegProbability > 0 {
             m["train.jpeg_probability"] = "\(jpegProbability)"

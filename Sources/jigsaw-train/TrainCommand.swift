@@ -103,6 +103,9 @@ struct TrainCommand: CheckedCommand {
     @Option(name: .customLong("stroke-probability"),
             help: "Every epoch, make the strokes of this share of the training images thicker or thinner (half each way; 0: none).")
     var strokeProbability: Float = 0
+    @Option(name: .customLong("stroke-passes"),
+            help: "With --stroke-probability: each varied image gets 1...N passes of the 3×3 thickening or thinning.")
+    var strokePasses = 1
     @Option(name: .customLong("initial-weights"),
             help: "Start from this trained model's weights (same architecture) instead of a seeded initialisation.")
     var initialWeights: String?
@@ -146,6 +149,7 @@ struct TrainCommand: CheckedCommand {
         configuration.jpegQualities = jpegQualities
         configuration.shiftPixels = shiftPixels
         configuration.strokeProbability = strokeProbability
+        configuration.strokePasses = strokePasses
         return configuration
     }
 

@@ -168,6 +168,17 @@ import Testing
         #expect(images.strokeVaried(probability: 1, generator: &again) == varied)
         var none = SeededGenerator(seed: 4)
         #expect(images.strokeVaried(probability: 0, generator: &none) == images)
+        // One pass reaches one pixel from the bar (columns 1...3), two passes two (columns 0...4).
+        func reach(_ data: ImageDataset) -> Set<Int> {
+            var columns = Set<Int>()
+            for image in 0..<data.count {
+                for index in 0..<25 where data.pixels[image * 25 + index] > 0 { columns.insert(index % 5) }
+            }
+            return columns
+        }
+        #expect(reach(varied) == [1, 2, 3])
+        var twice = SeededGenerator(seed: 4)
+        #expect(reach(images.strokeVaried(probability: 1, maximumPasses: 2, generator: &twice)) == [0, 1, 2, 3, 4])
     }
 
     @Test func aPhotoOfInkOnPaperBecomesAnMNISTDigit() throws {

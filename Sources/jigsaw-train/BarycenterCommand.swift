@@ -47,6 +47,11 @@ struct BarycenterCommand: CheckedCommand {
     @Flag(help: "Also measure the gradients' error against a converged reference (Figure 5).") var gradientAccuracy = false
     @Option(help: "Sinkhorn iterations of the reference gradient for --gradient-accuracy.") var referenceIterations = 3000
     @Option(help: "Seed of the random histograms --gradient-accuracy differentiates at.") var seed: UInt64 = 5
+    @Option(name: .customLong("gradient-figure"),
+            help: "Figure 6 instead: the barycenter of the first two inputs (weights ½, ½) along plain mirror descent with the implicit backward at the first τ, and at every snapshot ∂E/∂b by each backward and by the converged reference; a PNG here (its JSON beside it with .json).")
+    var gradientFigure: String?
+    @Option(name: .customLong("snapshots"), help: "Mirror-descent steps of the --gradient-figure snapshots, comma-separated.")
+    var snapshots = "0,10,20,30,40,50,60,70"
 
     func check() throws {
         guard (2...96).contains(size) else { throw ValidationError("--size must be in 2...96") }
@@ -65,7 +70,13 @@ struct BarycenterCommand: CheckedCommand {
         }
         guard (1...8).contains(zoom) else { throw ValidationError("--zoom must be in 1...8") }
         if plot != nil, image == nil { throw ValidationError("--plot needs --image") }
-        if plot == nil, json == nil, image == nil { throw ValidationError("give --json and/or --image") }
+        guard let snapshotSteps = integerList(snapshots), !snapshotSteps.isEmpty, snapshotSteps.allSatisfy({ (0...10_000).contains($0) }),
+              snapshotSteps == snapshotSteps.sorted() else {
+            throw ValidationError("--snapshots must be increasing integers in 0...10000")
+        }
+        if plot == nil, json == nil, image == nil, gradientFigure == nil {
+            throw ValidationError("give --json and/or --image, or --gradient-figure")
+        }
     }
 
     var backwardList: [TransportBackward]? { transportBackwards(backwards) }
@@ -91,6 +102,10 @@ struct BarycenterCommand: CheckedCommand {
         let images = try inputImages()
         let histograms = try images.map { try WassersteinBarycenter.histogram(of: $0, floor: floor) }
         let cost = try GridTransport.squaredDistanceCost(width: size, height: size)
+        if let gradientFigure {
+            try drawGradientFigure(histograms: Array(histograms.prefix(2)), cost: cost, to: gradientFigure)
+            return
+        }
         let positions: [(s: Float, t: Float)] = [(0.5, 0), (0, 0.5), (0.5, 0.5), (1, 0.5), (0.5, 1)]
         var report = BarycenterReport(size: size, entropy: entropy, steps: steps, stepSize: stepSize,
                                       backtracking: !noBacktracking, floor: floor,
@@ -197,6 +212,93 @@ struct BarycenterCommand: CheckedCommand {
         }
         progress.finish()
         return answer
+    }
+
+    /// Figure 6 of Eisenberger et al.: the barycenter of two inputs with weights ½, ½ along plain
+    /// mirror descent (implicit backward, the first τ), and at each snapshot `∂E/∂b` by every
+    /// backward at that τ and by the implicit backward after `referenceIterations` iterations.
+    /// Rows of the picture: the two inputs, the snapshots, then one row of gradients per backward
+    /// and the reference's (gray is 0; every column scaled by the reference's largest magnitude).
+    func drawGradientFigure(histograms: [[Float]], cost: Tensor, to path: String) throws {
+        let tau = integerList(iterations)![0], steps = integerList(snapshots)!
+        let weights: [Float] = [0.5, 0.5]
+        var current = [Float](repeating: 1 / Float(size * size), count: size * size)
+        var done = 0
+        struct Snapshot: Codable {
+            var step: Int
+            var histogram: [Float]
+            var gradients: [String: [Float]]
+            /// max |g − reference| / max |reference| per backward.
+            var relativeErrors: [String: Float]
+            /// The median over bins of |g − reference| / max |reference| per backward.
+            var medianRelativeErrors: [String: Float]
+        }
+        var shots: [Snapshot] = []
+        let progress = ProgressReporter(label: "gradient figure")
+        for step in steps {
+            if step > done {
+                current = try WassersteinBarycenter.compute(
+                    inputs: histograms, weights: weights, cost: cost, entropy: entropy, iterations: tau, backward: .implicit,
+                    steps: step - done, stepSize: stepSize, backtracking: false, start: current).histogram
+                done = step
+            }
+            let reference = try WassersteinBarycenter.energy(of: current, inputs: histograms, weights: weights, cost: cost,
+                                                             entropy: entropy, iterations: referenceIterations,
+                                                             backward: .implicit).gradient
+            let scale = reference.map(abs).max() ?? 1
+            var shot = Snapshot(step: step, histogram: current, gradients: ["reference": reference], relativeErrors: [:],
+                                medianRelativeErrors: [:])
+            for backward in backwardList! {
+                let gradient = try WassersteinBarycenter.energy(of: current, inputs: histograms, weights: weights, cost: cost,
+                                                                entropy: entropy, iterations: tau, backward: backward).gradient
+                shot.gradients[backward.rawValue] = gradient
+                let errors = zip(gradient, reference).map { abs($0 - $1) / scale }.sorted()
+                shot.relativeErrors[backward.rawValue] = errors.last ?? 0
+                shot.medianRelativeErrors[backward.rawValue] = errors.isEmpty ? 0 : errors[errors.count / 2]
+            }
+            shots.append(shot)
+            progress.update(done: shots.count, total: steps.count, fields: [("t", "\(step)")])
+        }
+        progress.finish()
+        for shot in shots {
+            print("t=\(shot.step): " + backwardList!.map {
+                String(format: "%@ error median %.3e, max %.3e", $0.rawValue, shot.medianRelativeErrors[$0.rawValue] ?? 0,
+                       shot.relativeErrors[$0.rawValue] ?? 0)
+            }.joined(separator: ", ") + " (relative to the reference's largest entry)")
+        }
+        struct Figure: Codable {
+            var size: Int, entropy: Float, iterations: Int, referenceIterations: Int, stepSize: Float, command: String
+            var inputs: [[Float]]
+            var snapshots: [Snapshot]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let figure = Figure(size: size, entropy: entropy, iterations: tau, referenceIterations: referenceIterations,
+                            stepSize: stepSize, command: recordedCommandLine(), inputs: histograms, snapshots: shots)
+        try encoder.encode(figure).write(to: URL(fileURLWithPath: (path as NSString).deletingPathExtension + ".json"), options: .atomic)
+        // The picture.
+        let side = size * zoom, gap = 2
+        let rows = 2 + backwardList!.count + 1
+        let width = shots.count * side + (shots.count - 1) * gap, height = rows * side + (rows - 1) * gap
+        var picture = Image(width: width, height: height, channels: 1, repeating: 48)
+        for (k, input) in histograms.enumerated() { picture.paint(input, side: size, zoom: zoom, x: k * (side + gap), y: 0) }
+        for (column, shot) in shots.enumerated() {
+            let x = column * (side + gap)
+            picture.paint(shot.histogram, side: size, zoom: zoom, x: x, y: side + gap)
+            let reference = shot.gradients["reference"]!
+            let scale = reference.map(abs).max() ?? 1
+            for (row, name) in (backwardList!.map(\.rawValue) + ["reference"]).enumerated() {
+                let gradient = shot.gradients[name]!
+                let y = (2 + row) * (side + gap)
+                for py in 0..<side {
+                    for px in 0..<side {
+                        let value = gradient[(py / zoom) * size + px / zoom] / Swift.max(scale, 1e-30)
+                        picture.pixels[(y + py) * width + x + px] = UInt8((128 + 127 * Swift.max(-1, Swift.min(1, value))).rounded())
+                    }
+                }
+            }
+        }
+        try Data(try PNG.encode(picture)).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// The four corner images, `size²` pixels each, row-major.

@@ -59,6 +59,36 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: redrawn)) == Data(contentsOf: URL(fileURLWithPath: image)))
     }
 
+    @Test func gradientFigureFollowsMirrorDescent() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("figure6-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("figure6.png").path
+        let result = try runner.run(["barycenter", "--size", "6", "--iterations", "5", "--snapshots", "0,3,6",
+                                     "--reference-iterations", "400", "--zoom", "1", "--gradient-figure", path])
+        #expect(result.status == 0, "\(result.error)")
+        let picture = try PNG.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+        // Three snapshots; rows: inputs, snapshots, implicit, unrolled, reference.
+        #expect(picture.width == 3 * 6 + 2 * 2 && picture.height == 5 * 6 + 4 * 2)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.appendingPathComponent("figure6.json").path)))
+        let snapshots = (json as? [String: Any])?["snapshots"] as? [[String: Any]] ?? []
+        #expect(snapshots.map { $0["step"] as? Int } == [0, 3, 6])
+        for snapshot in snapshots {
+            let histogram = snapshot["histogram"] as? [Double] ?? []
+            #expect(abs(histogram.reduce(0, +) - 1) < 1e-4)
+            let gradients = snapshot["gradients"] as? [String: [Double]] ?? [:]
+            #expect(Set(gradients.keys) == ["implicit", "unrolled", "reference"])
+            // Mirror-descent gradients are centred: Σ b_i g_i = 0.
+            for gradient in gradients.values {
+                #expect(abs(zip(histogram, gradient).reduce(0) { $0 + $1.0 * $1.1 }) < 1e-4)
+            }
+        }
+        // The descent starts at the uniform histogram and moves.
+        let first = snapshots.first?["histogram"] as? [Double] ?? [], last = snapshots.last?["histogram"] as? [Double] ?? []
+        #expect(first.allSatisfy { abs($0 - 1.0 / 36) < 1e-6 })
+        #expect(zip(first, last).contains { abs($0 - $1) > 1e-3 })
+    }
+
     @Test(arguments: [
         (["barycenter", "--size", "1", "--json", "/tmp/x.json"], "--size"),
         (["barycenter", "--iterations", "0", "--json", "/tmp/x.json"], "--iterations"),

@@ -248,10 +248,11 @@ public enum AssemblyEvaluator {
             start = end
             progress?(start, total)
         }
+        /// The share recognised over all pairs (`own` nil), the own-class pairs or the others.
         func share(_ table: [[Int]], own: Bool?) -> Double {
             var right = 0, pairs = 0
             for source in 0..<classes {
-                for target in 0..<classes where own == nil || (source == target) == own! {
+                for target in 0..<classes where own.map({ (source == target) == $0 }) ?? true {
                     right += table[source][target]
                     pairs += sourcesOfClass[source]
                 }

@@ -137,11 +137,10 @@ struct AssembleEvaluateCommand: CheckedCommand {
         if figure != nil || softFigure != nil {
             let test = heldOut == nil ? data : try ImageDataset.mnist(directory: dataDirectory, split: .test)
             let indices = try figureSources.map { figureIndices($0)! } ?? firstOfEveryClass(test, classes: c.scoreHeads)
-            guard let bad = indices.first(where: { $0 >= test.count }) else {
-                try writeFigures(network: network, test: test, indices: indices)
-                return report(result, split: split, grid: c.grid)
+            if let bad = indices.first(where: { $0 >= test.count }) {
+                throw ValidationError("--figure-sources: index \(bad) is past the \(test.count) test images")
             }
-            throw ValidationError("--figure-sources: index \(bad) is past the \(test.count) test images")
+            try writeFigures(network: network, test: test, indices: indices)
         }
         report(result, split: split, grid: c.grid)
     }

@@ -224,3 +224,25 @@ import Testing
         #expect(throws: Image.DigitError.noInk) { try Image(width: 0, height: 0, channels: 1).mnistDigit() }
     }
 }
+
+/// The shipped assembly network (`Models/assembly/mnist-assembly.safetensors`) judged by the
+/// shipped classifier on the 300 fixture test digits × 10 targets, against its recorded figure.
+@Suite struct ShippedAssemblyTests {
+    static let repository = TrainCommandTests().repository
+    static let model = repository.appendingPathComponent("Models/assembly/mnist-assembly.safetensors").path
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: model)))
+    func shippedAssemblerRecognisesTheFixtureDigits() throws {
+        let loaded = try JigsawModelFile.load(contentsOfFile: Self.model)
+        #expect(loaded.checksumVerified)
+        #expect(loaded.network.configuration.scoreHeads == 10 && loaded.network.configuration.grid == 10)
+        let recorded = try #require(Double(loaded.metadata["assembly.recognised"] ?? ""))
+        #expect(loaded.metadata["assembly.split"] == "test" && loaded.metadata["assembly.sources"] == "10000")
+        let (classifier, _) = try DigitClassifierFile.load(
+            Self.repository.appendingPathComponent("Models/classifiers/mnist-classifier.safetensors").path)
+        let digits = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
+        let result = try AssemblyEvaluator.evaluate(network: loaded.network, classifier: classifier, dataset: digits)
+        #expect(abs(result.recognised - recorded) < 0.04, "\(result.recognised) on 300 digits against \(recorded) recorded")
+        #expect(result.recognised > 0.851, "the paper's figure is 85.1 %")
+    }
+}

@@ -17,6 +17,7 @@ extension Image {
     /// the strongest ink) scaled, aspect kept, so that its longer side is `box` pixels, and placed
     /// so that its centre of mass sits at the centre.
     ///
+    /// A picture larger than 256 px a side is first shrunk to that (area filter).
     /// The picture may be a phone photo of dark ink on paper or an already MNIST-like light stroke
     /// on black, in colour or gray: colour becomes BT.601 luma, alpha composited on white; the background's tone is the median of
     /// the picture's outermost pixels, so a border darker than the mean of the whole picture
@@ -28,6 +29,13 @@ extension Image {
     public func mnistDigit(side: Int = 28, box: Int = 20) throws(DigitError) -> Image {
         precondition(side > 0 && box > 0 && box <= side, "the box must fit the side")
         guard width > 0, height > 0 else { throw .noInk }
+        // A photo has far more pixels than a 20 px digit needs: work on at most 256 px a side.
+        let longest = max(width, height)
+        if longest > Self.digitWorkingSide {
+            let scale = Double(Self.digitWorkingSide) / Double(longest)
+            return try fitted(width: max(1, Int((Double(width) * scale).rounded())),
+                              height: max(1, Int((Double(height) * scale).rounded()))).mnistDigit(side: side, box: box)
+        }
         let count = width * height
         var luma = [Float](repeating: 0, count: count)
         var border: [Float] = []
@@ -103,6 +111,9 @@ extension Image {
         }
         return digit
     }
+
+    /// The longest side ``mnistDigit(side:box:)`` works at.
+    static let digitWorkingSide = 256
 
     private static func median(_ values: [Float]) -> Float {
         guard !values.isEmpty else { return 0 }

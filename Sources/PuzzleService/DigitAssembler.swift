@@ -25,39 +25,48 @@ public final class DigitAssembler: Sendable {
     public init(assemblyFile: String, classifierFile: String, instances: Int = 2) throws(ModelLoadError) {
         precondition(instances >= 1, "an assembler needs at least one instance")
         let name = ServiceModel.name(forFile: assemblyFile)
-        var pairs: [(network: JigsawNetwork, classifier: DigitClassifier)] = []
-        var metadata: [String: String] = [:], classifierMetadata: [String: String] = [:]
-        for _ in 0..<instances {
-            let loaded: JigsawModelFile.Loaded
-            do {
-                loaded = try JigsawModelFile.load(contentsOfFile: assemblyFile)
-            } catch {
-                throw .invalidFile(path: assemblyFile, reason: String(describing: error))
+        let loaded: JigsawModelFile.Loaded
+        do {
+            loaded = try JigsawModelFile.load(contentsOfFile: assemblyFile)
+        } catch {
+            throw .invalidFile(path: assemblyFile, reason: String(describing: error))
+        }
+        let c = loaded.network.configuration
+        guard c.scoreHeads > 1, c.channels == 1 else {
+            throw .invalidModel(name: name, reason: "it is not an assembly network (one gray input, several score heads)")
+        }
+        let judge: DigitClassifier, classifierMetadata: [String: String]
+        do {
+            (judge, classifierMetadata) = try DigitClassifierFile.load(classifierFile)
+        } catch {
+            throw .invalidFile(path: classifierFile, reason: String(describing: error))
+        }
+        guard judge.configuration.classes == c.scoreHeads, judge.configuration.side == c.imageSize else {
+            throw .invalidModel(name: name, reason: "its \(c.scoreHeads) targets of \(c.imageSize) px do not match the classifier's "
+                                + "\(judge.configuration.classes) classes of \(judge.configuration.side) px")
+        }
+        // Further instances are copies of the verified tensors.
+        var pairs = [(network: loaded.network, classifier: judge)]
+        do {
+            for _ in 1..<instances {
+                let network = try JigsawNetwork(configuration: c)
+                try network.load(loaded.network.namedTensors())
+                var generator = SeededGenerator(seed: 0)
+                let classifier = DigitClassifier(judge.configuration, generator: &generator)
+                try classifier.load(judge.namedTensors())
+                pairs.append((network, classifier))
             }
-            guard loaded.network.configuration.scoreHeads > 1, loaded.network.configuration.channels == 1 else {
-                throw .invalidModel(name: name, reason: "it is not an assembly network (one gray input, several score heads)")
-            }
-            let judge: DigitClassifier
-            do {
-                (judge, classifierMetadata) = try DigitClassifierFile.load(classifierFile)
-            } catch {
-                throw .invalidFile(path: classifierFile, reason: String(describing: error))
-            }
-            guard judge.configuration.classes == loaded.network.configuration.scoreHeads,
-                  judge.configuration.side == loaded.network.configuration.imageSize else {
-                throw .invalidModel(name: name, reason: "its \(loaded.network.configuration.scoreHeads) targets of "
-                                    + "\(loaded.network.configuration.imageSize) px do not match the classifier's "
-                                    + "\(judge.configuration.classes) classes of \(judge.configuration.side) px")
-            }
-            loaded.network.threadCount = 1
-            loaded.network.isTraining = false
-            judge.threadCount = 1
-            metadata = loaded.metadata
-            pairs.append((loaded.network, judge))
+        } catch {
+            throw .invalidModel(name: name, reason: String(describing: error))
+        }
+        for pair in pairs {
+            pair.network.threadCount = 1
+            pair.network.isTraining = false
+            pair.classifier.threadCount = 1
         }
         self.name = name
-        configuration = pairs[0].network.configuration
-        self.metadata = metadata
+        configuration = c
+        metadata = loaded.metadata
         self.classifierMetadata = classifierMetadata
         pool = Locked(pairs)
         available = DispatchSemaphore(value: instances)

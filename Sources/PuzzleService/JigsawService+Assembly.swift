@@ -84,6 +84,7 @@ extension JigsawService {
         case .image:
             guard !request.body.isEmpty else { throw ServiceError.emptyBody }
             targetValue = try request.integer("target", in: 0...(c.scoreHeads - 1))
+            guard targetValue != nil else { throw Self.missingTarget(classes: c.scoreHeads) }
             temperature = try request.temperature(default: nil)
             iterations = try request.iterations(default: configuration.defaultIterations, maximum: configuration.maximumIterations)
             pieces = try digitPieces(RequestContent.decodeImage(request.body, maximumSamples: configuration.maximumImageSamples),
@@ -119,9 +120,7 @@ extension JigsawService {
                 throw ServiceError.invalidJSON("give exactly one of 'image' (a base64 picture of a digit) and 'pieces' (a list of pieces)")
             }
         }
-        guard let target = targetValue else {
-            throw ServiceError.invalidParameter(name: "target", value: "", reason: "is required: the digit to assemble, 0...\(c.scoreHeads - 1)")
-        }
+        guard let target = targetValue else { throw Self.missingTarget(classes: c.scoreHeads) }
         let result = try assembler.assemble(pieces: pieces, target: target, temperature: temperature, iterations: iterations)
         counters.update { $0.assemblies += 1 }
         let assembledPNG = try PuzzleSolver.png(result.assembled)
@@ -146,6 +145,10 @@ extension JigsawService {
             source: .init(png: ResponseEncoding.base64(try PuzzleSolver.png(result.source)), verdict: verdict(result.sourceVerdict)),
             assembled: .init(png: ResponseEncoding.base64(assembledPNG), verdict: verdict(result.verdict)),
             soft: soft))
+    }
+
+    static func missingTarget(classes: Int) -> ServiceError {
+        .invalidParameter(name: "target", value: "", reason: "is required: the digit to assemble, 0...\(classes - 1)")
     }
 
     /// The pieces of a picture of a digit: normalised as MNIST prepares its digits, then cut.

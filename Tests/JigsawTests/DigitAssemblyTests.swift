@@ -206,6 +206,13 @@ import Testing
         #expect(digit[0, 0, 0] == 0 && digit.pixels.max() == 255)
         #expect(abs(sumX / mass - 14) <= 1 && abs(sumY / mass - 14) <= 1)
 
+        // The same picture at ten times the size (a phone photo) gives nearly the same digit.
+        var large = Image(width: 1200, height: 900, channels: 3)
+        for y in 0..<900 { for x in 0..<1200 { for c in 0..<3 { large[x, y, c] = photo[x / 10, y / 10, c] } } }
+        let fromLarge = try large.mnistDigit()
+        let change = zip(digit.pixels, fromLarge.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / (28 * 28 * 255)
+        #expect(change < 0.03, "\(change)")
+
         // MNIST digits come out as MNIST digits: the shipped classifier reads them as well.
         let digits = try ImageDataset.mnist(directory: fixturesDirectory, split: .test)
         var normalised = digits

@@ -196,19 +196,14 @@ public enum AssemblyEvaluator {
         guard classes > 1 else {
             throw JigsawTrainingError.datasetMismatch("the network has one score head: it assembles nothing but its own puzzles")
         }
-        guard dataset.channels == c.channels, dataset.height == c.imageSize, dataset.width == c.imageSize else {
-            throw JigsawTrainingError.datasetMismatch(
-                "images are \(dataset.channels)×\(dataset.height)×\(dataset.width), the network expects "
-                + "\(c.channels)×\(c.imageSize)×\(c.imageSize)")
-        }
+        try dataset.checkFits(c)
         guard c.channels == 1, classifier.configuration.side == c.imageSize, classifier.configuration.classes == classes else {
             throw JigsawTrainingError.datasetMismatch(
                 "the classifier takes \(classifier.configuration.side) px images into \(classifier.configuration.classes) classes; "
                 + "the network assembles 1-channel \(c.imageSize) px images into \(classes)")
         }
-        guard let labels = dataset.labels, labels.count == dataset.count, labels.allSatisfy({ (0..<classes).contains($0) }) else {
-            throw JigsawTrainingError.datasetMismatch("assembly is judged against labels in 0..<\(classes)")
-        }
+        try dataset.checkLabels(classes: classes)
+        let labels = dataset.labels!
         let total = min(limit ?? dataset.count, dataset.count)
         let wasTraining = network.isTraining
         network.isTraining = false

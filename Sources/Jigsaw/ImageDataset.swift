@@ -1,3 +1,4 @@
+import NeuralNet
 import TensorKit
 
 /// Errors from loading a dataset; each names the file or directory involved.
@@ -143,5 +144,28 @@ public struct ImageDataset: Equatable, Sendable {
                             pixels: Array(pixels[0..<(limit * imageSize)]),
                             labels: labels.map { Array($0[0..<limit]) },
                             sources: sources.isEmpty ? [] : Array(sources[0..<limit]))
+    }
+}
+
+extension ImageDataset {
+    /// - Throws: `JigsawTrainingError.datasetMismatch` when the images are not the network's size
+    ///   and channel count.
+    func checkFits(_ configuration: JigsawNetworkConfiguration) throws(JigsawTrainingError) {
+        let c = configuration
+        guard channels == c.channels, height == c.imageSize, width == c.imageSize else {
+            throw .datasetMismatch("images are \(channels)×\(height)×\(width), the network expects "
+                                   + "\(c.channels)×\(c.imageSize)×\(c.imageSize)")
+        }
+    }
+
+    /// - Throws: `JigsawTrainingError.datasetMismatch` unless every image has a label in `0..<classes`
+    ///   (the score head or class it is judged against).
+    func checkLabels(classes: Int) throws(JigsawTrainingError) {
+        guard let labels, labels.count == count else {
+            throw .datasetMismatch("a network with \(classes) score heads needs a class label per image")
+        }
+        if let bad = labels.first(where: { !(0..<classes).contains($0) }) {
+            throw .datasetMismatch("label \(bad) has no score head (0..<\(classes))")
+        }
     }
 }

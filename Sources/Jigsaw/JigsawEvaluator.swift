@@ -101,18 +101,10 @@ public enum JigsawEvaluator {
     public static func evaluate(network: JigsawNetwork, dataset: ImageDataset, limit: Int? = nil, seed: UInt64 = 0,
                                 batchSize: Int = 256, jpegQuality: Int? = nil) throws -> JigsawEvaluation {
         let c = network.configuration
-        guard dataset.channels == c.channels, dataset.height == c.imageSize, dataset.width == c.imageSize else {
-            throw JigsawTrainingError.datasetMismatch(
-                "images are \(dataset.channels)×\(dataset.height)×\(dataset.width), the network expects "
-                + "\(c.channels)×\(c.imageSize)×\(c.imageSize)")
-        }
+        try dataset.checkFits(c)
         let total = min(limit ?? dataset.count, dataset.count)
         let labels = dataset.labels
-        if c.scoreHeads > 1 {
-            guard let labels, labels.count == dataset.count, labels.allSatisfy({ (0..<c.scoreHeads).contains($0) }) else {
-                throw JigsawTrainingError.datasetMismatch("a network with \(c.scoreHeads) score heads needs a label in 0..<\(c.scoreHeads) per image")
-            }
-        }
+        if c.scoreHeads > 1 { try dataset.checkLabels(classes: c.scoreHeads) }
         let wasTraining = network.isTraining
         network.isTraining = false
         defer { network.isTraining = wasTraining }

@@ -63,20 +63,9 @@ public final class JigsawTrainer {
                 epochImages: (@Sendable (Int) -> ImageDataset)? = nil) throws {
         try configuration.validate()
         let net = configuration.network
-        guard training.channels == net.channels, training.height == net.imageSize, training.width == net.imageSize else {
-            throw JigsawTrainingError.datasetMismatch(
-                "images are \(training.channels)×\(training.height)×\(training.width), the network expects "
-                + "\(net.channels)×\(net.imageSize)×\(net.imageSize)")
-        }
+        try training.checkFits(net)
         guard training.count > 0 else { throw JigsawTrainingError.datasetMismatch("no training images") }
-        if net.scoreHeads > 1 {
-            guard let labels = training.labels, labels.count == training.count else {
-                throw JigsawTrainingError.datasetMismatch("a network with \(net.scoreHeads) score heads needs a class label per image")
-            }
-            if let bad = labels.first(where: { !(0..<net.scoreHeads).contains($0) }) {
-                throw JigsawTrainingError.datasetMismatch("label \(bad) has no score head (0..<\(net.scoreHeads))")
-            }
-        }
+        if net.scoreHeads > 1 { try training.checkLabels(classes: net.scoreHeads) }
         self.configuration = configuration
         self.training = training
         unshifted = training

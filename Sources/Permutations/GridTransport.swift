@@ -124,6 +124,26 @@ public enum GridTransport {
         return answer
     }
 
+    /// ``gradient(of:backward:workspace:)`` with the implicit backward's linear solve chosen
+    /// (`solver` is ignored for `.unrolled`); a conjugate-gradient solve that does not converge is
+    /// `SinkhornError.notConverged`.
+    /// - Throws: `SinkhornError`.
+    public static func gradient(of solution: GridTransportResult, backward: TransportBackward, solver: ImplicitSolver,
+                                workspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> TransportGradient {
+        guard backward == .implicit, solver != .dense else {
+            return try gradient(of: solution, backward: backward, workspace: workspace)
+        }
+        do {
+            return try gradient(of: solution, solver: solver, workspace: workspace).gradient
+        } catch {
+            switch error {
+            case .sinkhorn(let inner): throw inner
+            case .notConverged(_, let iterations, let residual): throw .notConverged(iterations: iterations, relativeResidual: residual)
+            case .invalidSolverSettings(_, let cap): throw .notConverged(iterations: cap, relativeResidual: .nan)
+            }
+        }
+    }
+
     /// `∂loss/∂C = P + J_Cᵀ C`: adds the plan to the layer's backward.
     static func addPlan(of solution: GridTransportResult, to answer: inout TransportGradient) {
         let plan = solution.plan.storage

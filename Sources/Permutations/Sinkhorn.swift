@@ -33,6 +33,9 @@ public enum SinkhornError: Error, Equatable, Sendable {
     case invalidSampleCount(Int)
     /// A Gumbel noise factor that is negative or not finite.
     case invalidNoiseFactor(Float)
+    /// An iterative backward (`ImplicitSolver.conjugateGradient`) stopped above its tolerance, or
+    /// was given settings it cannot use (then `iterations` is the cap and the residual NaN).
+    case notConverged(iterations: Int, relativeResidual: Double)
 }
 
 /// Which marginal the iteration enforces first in each iteration.

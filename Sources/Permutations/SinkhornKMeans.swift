@@ -67,7 +67,7 @@ public enum SinkhornKMeans {
     ///
     /// - Throws: `SinkhornError` for bad shapes, `λ` or iteration counts.
     public static func step(points: Tensor, centroids: Tensor, entropy: Float, iterations: Int,
-                            backward: TransportBackward,
+                            backward: TransportBackward, solver: ImplicitSolver = .dense,
                             workspace: SinkhornWorkspace? = nil,
                             backwardWorkspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> SinkhornKMeansStep {
         guard points.rank == 2, centroids.rank == 2, points.shape[1] == centroids.shape[1],
@@ -84,7 +84,7 @@ public enum SinkhornKMeans {
                                                iterations: iterations, backward: backward, workspace: workspace)
         // The backward has a workspace of its own, so that its size is what the backward needs.
         let backwardSpace = backwardWorkspace ?? SinkhornWorkspace()
-        let partial = try GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
+        let partial = try GridTransport.gradient(of: solution, backward: backward, solver: solver, workspace: backwardSpace)
         var g = partial.cost
         let mass = 1 / Float(b)
         g.storage.withUnsafeMutableBufferPointer { g in

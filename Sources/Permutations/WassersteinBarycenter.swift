@@ -77,12 +77,14 @@ public enum WassersteinBarycenter {
     ///   - entropy: `λ`.
     ///   - iterations: Sinkhorn iterations `τ` per transport problem.
     ///   - backward: `.implicit` or `.unrolled`.
+    ///   - solver: the implicit backward's linear solve (``ImplicitSolver``; dense by default).
     ///   - workspace: scratch of the forward passes.
     ///   - backwardWorkspace: scratch of the backward passes, kept apart from the forward's so that
     ///     `backwardBytes` counts it (reuse one across calls with the same sizes).
     /// - Throws: `SinkhornError` for bad shapes, marginals or settings.
     public static func energy(of barycenter: [Float], inputs: [[Float]], weights: [Float], cost: Tensor,
                               entropy: Float, iterations: Int, backward: TransportBackward,
+                              solver: ImplicitSolver = .dense,
                               workspace: SinkhornWorkspace? = nil,
                               backwardWorkspace: SinkhornWorkspace? = nil) throws(SinkhornError) -> BarycenterEnergy {
         let n = barycenter.count
@@ -102,7 +104,7 @@ public enum WassersteinBarycenter {
                                                    iterations: iterations, backward: backward, workspace: space)
             // The backward has a workspace of its own, so that its size is what the backward needs.
             let backwardSpace = backwardWorkspace ?? SinkhornWorkspace()
-            let partial = try GridTransport.gradient(of: solution, backward: backward, workspace: backwardSpace)
+            let partial = try GridTransport.gradient(of: solution, backward: backward, solver: solver, workspace: backwardSpace)
             backwardBytes = Swift.max(backwardBytes,
                                       (solution.result.history?.bytes ?? 0) + backwardSpace.reservedBytes)
             energy += Double(weight) * Double(solution.loss)
@@ -133,7 +135,8 @@ public enum WassersteinBarycenter {
     ///   `invalidTemperature` for a step size that is not positive), `nonFiniteInput` when an
     ///   energy or gradient stops being finite.
     public static func compute(inputs: [[Float]], weights: [Float], cost: Tensor, entropy: Float,
-                               iterations: Int, backward: TransportBackward, steps: Int, stepSize: Float,
+                               iterations: Int, backward: TransportBackward, solver: ImplicitSolver = .dense,
+                               steps: Int, stepSize: Float,
                                backtracking: Bool = true, start: [Float]? = nil,
                                workspace: SinkhornWorkspace? = nil,
                                progress: ((Int, Float) -> Void)? = nil) throws(SinkhornError) -> BarycenterResult {
@@ -145,7 +148,7 @@ public enum WassersteinBarycenter {
         guard b.count == n else { throw .marginalLength(expected: n, found: b.count) }
         func evaluate(_ b: [Float]) throws(SinkhornError) -> BarycenterEnergy {
             let value = try energy(of: b, inputs: inputs, weights: weights, cost: cost, entropy: entropy,
-                                   iterations: iterations, backward: backward, workspace: space,
+                                   iterations: iterations, backward: backward, solver: solver, workspace: space,
                                    backwardWorkspace: backwardSpace)
             guard value.energy.isFinite, value.gradient.allSatisfy(\.isFinite) else { throw .nonFiniteInput(index: 0) }
             return value

@@ -126,6 +126,39 @@ import TensorKit
         #expect(value.backwardBytes > 0)
     }
 
+    /// The barycenter with the matrix-free implicit backward against the dense one: the same
+    /// energy gradient, and the same descent.
+    @Test func conjugateGradientSolverMatchesTheDenseOne() throws {
+        let side = 8
+        let cost = try GridTransport.squaredDistanceCost(width: side, height: side)
+        var generator = SeededGenerator(seed: 21)
+        let inputs = (0..<3).map { _ -> [Float] in
+            let raw = (0..<(side * side)).map { _ in 0.05 + generator.nextUniform() }
+            let total = raw.reduce(0, +)
+            return raw.map { $0 / total }
+        }
+        let point = inputs[0].enumerated().map { 0.5 * $1 + 0.5 * inputs[1][$0] }
+        let weights: [Float] = [0.2, 0.3, 0.5]
+        let dense = try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: weights, cost: cost, entropy: 0.02,
+                                                     iterations: 50, backward: .implicit)
+        let iterative = try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: weights, cost: cost, entropy: 0.02,
+                                                         iterations: 50, backward: .implicit, solver: .conjugateGradient())
+        #expect(dense.energy == iterative.energy)
+        let scale = dense.gradient.map(abs).max() ?? 1
+        for (a, b) in zip(dense.gradient, iterative.gradient) { #expect(abs(a - b) <= 1e-4 * scale) }
+        let steps = { (solver: ImplicitSolver) in
+            try WassersteinBarycenter.compute(inputs: inputs, weights: weights, cost: cost, entropy: 0.02, iterations: 50,
+                                              backward: .implicit, solver: solver, steps: 5, stepSize: 5).histogram
+        }
+        for (a, b) in zip(try steps(.dense), try steps(.conjugateGradient())) { #expect(abs(a - b) <= 1e-5) }
+        // A solver that cannot converge in one iteration says so.
+        #expect(throws: SinkhornError.self) {
+            try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: weights, cost: cost, entropy: 0.02,
+                                             iterations: 50, backward: .implicit,
+                                             solver: .conjugateGradient(tolerance: 1e-12, maximumIterations: 1))
+        }
+    }
+
     @Test func histogramOfAnImage() throws {
         let h = try WassersteinBarycenter.histogram(of: [0, 1, 3, -2], floor: 0.01)
         // (max(x,0) + 0.01·4) / (1.04·4)

@@ -773,6 +773,7 @@
         });
       } else {
         const image = assembly.draw.toDataURL("image/png");
+        // Kept on the card so that the browser test can send the same drawing itself.
         assembly.card.dataset.sent = image.slice(image.indexOf(",") + 1);
         answer = await request("/v1/assemble", {
           method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },

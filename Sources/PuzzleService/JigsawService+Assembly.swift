@@ -82,7 +82,6 @@ extension JigsawService {
         let targetValue: Int?, temperature: Float?, iterations: Int
         switch try RequestContent.kind(of: request, accepting: [.image, .json]) {
         case .image:
-            guard !request.body.isEmpty else { throw ServiceError.emptyBody }
             targetValue = try request.integer("target", in: 0...(c.scoreHeads - 1))
             guard targetValue != nil else { throw Self.missingTarget(classes: c.scoreHeads) }
             temperature = try request.temperature(default: nil)

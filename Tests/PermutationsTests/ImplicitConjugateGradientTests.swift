@@ -83,26 +83,8 @@ import TensorKit
         let solution = try GridTransport.solve(cost: cost, source: a, target: b, entropy: Float(entropy),
                                                iterations: 2000)
         let gradient = try GridTransport.gradient(of: solution, solver: .conjugateGradient()).gradient
-        let c = cost.doubles, ad = a.map(Double.init), bd = b.map(Double.init)
-        let converged = 3000
-        func loss(_ c: [Double], _ a: [Double], _ b: [Double]) -> Double {
-            GridTransportTests.loss(cost: c, a: a, b: b, m: n, n: n, entropy: entropy, iterations: converged)
-        }
-        let fdCost = SinkhornReference.gradient(at: c, step: 1e-5) { loss($0, ad, bd) }
-        #expect(SinkhornGradientTests.worstRelative(gradient.cost.doubles, fdCost) < 1e-3, "seed 2020: cost")
-        for trial in 0..<4 {
-            let da = (0..<n).map { _ in Double(rng.nextNormal()) }
-            var db = (0..<n).map { _ in Double(rng.nextNormal()) }
-            let shift = (da.reduce(0, +) - db.reduce(0, +)) / Double(n)
-            db = db.map { $0 + shift }
-            let h = 1e-6
-            let up = loss(c, zip(ad, da).map { $0 + h * $1 }, zip(bd, db).map { $0 + h * $1 })
-            let down = loss(c, zip(ad, da).map { $0 - h * $1 }, zip(bd, db).map { $0 - h * $1 })
-            let fd = (up - down) / (2 * h)
-            let analytic = zip(gradient.rowMarginal.doubles, da).reduce(0) { $0 + $1.0 * $1.1 }
-                + zip(gradient.columnMarginal.doubles, db).reduce(0) { $0 + $1.0 * $1.1 }
-            #expect(abs(analytic - fd) < 1e-3 * max(abs(fd), 1), "seed 2020 trial \(trial): \(analytic) vs \(fd)")
-        }
+        GridTransportTests.expectConvergedDerivative(gradient, cost: cost, a: a, b: b, entropy: entropy, rng: &rng,
+                                                     label: "seed 2020")
     }
 
     /// `.dense` through the solver API is the existing implicit backward, bit for bit.

@@ -216,12 +216,7 @@ extension Sinkhorn {
                 inverseDiagonal[j] += pij * pij * weight
             }
         }
-        for j in 0..<n {
-            // diag(S)_j = Σ_i P_ij (1 − P_ij/â_i) is 0 only for a column with a single nonzero
-            // (a permutation-like plan); b̂_j scales such a column instead.
-            let diagonal = columnMass[j] - inverseDiagonal[j]
-            inverseDiagonal[j] = 1 / (diagonal > 1e-6 * columnMass[j] ? diagonal : columnMass[j])
-        }
+        for j in 0..<n { inverseDiagonal[j] = jacobiInverse(diagonal: columnMass[j] - inverseDiagonal[j], mass: columnMass[j]) }
 
         /// `product = S · direction`, one pass over `P` in blocks of rows.
         func applySchur() {
@@ -242,6 +237,33 @@ extension Sinkhorn {
                 start += rows
             }
         }
+        let outcome = projectedConjugateGradient(
+            count: n, residual: residual, solution: solution, inverseDiagonal: inverseDiagonal,
+            preconditioned: preconditioned, direction: direction, product: product, tolerance: tolerance,
+            maximumIterations: maximumIterations, applySchur: applySchur)
+        implicitFinish(matrix: p, upstream: g, rows: m, columns: n, scale: s, rowMass: rowMass,
+                       rowTarget: rowTarget, beta: solution, output: output, alpha: alphaOut, betaOut: betaOut)
+        return outcome
+    }
+
+    /// `1 / diag(S)_j` for the Jacobi preconditioner, where `diag(S)_j = Σ_i P_ij (1 − P_ij/â_i)` and
+    /// `mass = b̂_j`. The diagonal is 0 only for a column with a single nonzero (a permutation-like
+    /// plan); `b̂_j` scales such a column instead.
+    @inline(__always) static func jacobiInverse(diagonal: Double, mass: Double) -> Double {
+        1 / (diagonal > 1e-6 * mass ? diagonal : mass)
+    }
+
+    /// Jacobi-preconditioned conjugate gradients on the consistent semidefinite system `S β = r`
+    /// with `S1 = 0` (see `ImplicitSolver.conjugateGradient`), from `β = 0`.
+    ///
+    /// `residual` holds `r` on entry (it is projected onto `1ᵀr = 0` first) and is overwritten;
+    /// `solution` receives `β` shifted to `β_n = 0`. `applySchur` must set `product = S · direction`.
+    /// `preconditioned`, `direction` and `product` are scratch of `count` Doubles.
+    static func projectedConjugateGradient(
+        count n: Int, residual: UnsafeMutablePointer<Double>, solution: UnsafeMutablePointer<Double>,
+        inverseDiagonal: UnsafePointer<Double>, preconditioned: UnsafeMutablePointer<Double>,
+        direction: UnsafeMutablePointer<Double>, product: UnsafeMutablePointer<Double>, tolerance: Double,
+        maximumIterations: Int, applySchur: () -> Void) -> (iterations: Int, relativeResidual: Double, converged: Bool) {
         /// Removes the component along `1` (outside the range of `S`).
         func project(_ vector: UnsafeMutablePointer<Double>) {
             var total = 0.0
@@ -297,8 +319,6 @@ extension Sinkhorn {
         // Gauge β_n = 0, the dense solve's.
         let shift = solution[n - 1]
         for j in 0..<n { solution[j] -= shift }
-        implicitFinish(matrix: p, upstream: g, rows: m, columns: n, scale: s, rowMass: rowMass,
-                       rowTarget: rowTarget, beta: solution, output: output, alpha: alphaOut, betaOut: betaOut)
         return (iterations, relative, converged)
     }
 }

@@ -119,6 +119,59 @@ public enum WassersteinBarycenter {
                                 marginalError: marginalError, backwardBytes: backwardBytes)
     }
 
+    /// `E(b)` and its gradient on the simplex with the separable grid transport (`grid` holds the
+    /// grid and `λ`): each `OT_λ(b, a_k)` by `SeparableGridTransport.solve` and its `∂/∂b` by the
+    /// chosen backward (conjugate gradients by default for `.implicit`; `.dense` forms each plan).
+    ///
+    /// The transport problems run concurrently, one per core; each is computed the same way on any
+    /// thread and the sum is taken in input order, so the result does not depend on the core count.
+    /// `backwardBytes` is the largest of one problem's history and backward scratch.
+    /// - Throws: `SinkhornError` for bad shapes, marginals or settings.
+    public static func energy(of barycenter: [Float], inputs: [[Float]], weights: [Float],
+                              grid: SeparableGridTransport, iterations: Int, backward: TransportBackward,
+                              solver: ImplicitSolver = .conjugateGradient()) throws(SinkhornError) -> BarycenterEnergy {
+        let n = barycenter.count
+        guard inputs.count == weights.count, !inputs.isEmpty else {
+            throw .marginalLength(expected: inputs.count, found: weights.count)
+        }
+        guard n == grid.count else { throw .marginalLength(expected: grid.count, found: n) }
+        for (index, weight) in weights.enumerated() where !(weight.isFinite && weight >= 0) {
+            throw .nonPositiveMarginal(index: index, value: weight)
+        }
+        let active = weights.indices.filter { weights[$0] > 0 }
+        var outcomes = [Result<(SeparableTransportSolution, SeparableTransportGradient), SinkhornError>?](
+            repeating: nil, count: active.count)
+        outcomes.withUnsafeMutableBufferPointer { results in
+            let base = results.baseAddress!
+            let workers = Swift.min(sinkhornProcessorCount, active.count)
+            forEachBlock(workers) { worker in
+                for slot in stride(from: worker, to: active.count, by: workers) {
+                    base[slot] = Result { () throws(SinkhornError) in
+                        let solution = try grid.solve(source: barycenter, target: inputs[active[slot]],
+                                                      iterations: iterations, recordsHistory: backward == .unrolled)
+                        return (solution, try grid.gradient(of: solution, backward: backward, solver: solver))
+                    }
+                }
+            }
+        }
+        var energy: Double = 0
+        var gradient = [Double](repeating: 0, count: n)
+        var marginalError: Float = 0
+        var backwardBytes = 0
+        for (slot, index) in active.enumerated() {
+            let (solution, partial) = try outcomes[slot]!.get()
+            let weight = Double(weights[index])
+            energy += weight * Double(solution.loss)
+            marginalError = Swift.max(marginalError, solution.marginalError)
+            backwardBytes = Swift.max(backwardBytes, solution.historyBytes + partial.scratchBytes)
+            for i in 0..<n { gradient[i] += weight * Double(partial.source[i]) }
+        }
+        var mean: Double = 0
+        for i in 0..<n { mean += Double(barycenter[i]) * gradient[i] }
+        return BarycenterEnergy(energy: Float(energy), gradient: gradient.map { Float($0 - mean) },
+                                marginalError: marginalError, backwardBytes: backwardBytes)
+    }
+
     /// Minimises `E(b)` by entropic mirror descent from `start` (uniform when `nil`).
     ///
     /// With `backtracking` a step that raises `E` is retried from the same point with half the
@@ -140,16 +193,41 @@ public enum WassersteinBarycenter {
                                backtracking: Bool = true, start: [Float]? = nil,
                                workspace: SinkhornWorkspace? = nil,
                                progress: ((Int, Float) -> Void)? = nil) throws(SinkhornError) -> BarycenterResult {
+        let space = workspace ?? SinkhornWorkspace(), backwardSpace = SinkhornWorkspace()
+        return try descend(inputs: inputs, steps: steps, stepSize: stepSize, backtracking: backtracking, start: start,
+                           progress: progress) { (b: [Float]) throws(SinkhornError) -> BarycenterEnergy in
+            try energy(of: b, inputs: inputs, weights: weights, cost: cost, entropy: entropy,
+                       iterations: iterations, backward: backward, solver: solver, workspace: space,
+                       backwardWorkspace: backwardSpace)
+        }
+    }
+
+    /// ``compute(inputs:weights:cost:entropy:iterations:backward:solver:steps:stepSize:backtracking:start:workspace:progress:)``
+    /// with the separable grid transport (`grid` holds `λ`): the same descent, each transport
+    /// problem solved and differentiated without forming its `n × n` plan.
+    public static func compute(inputs: [[Float]], weights: [Float], grid: SeparableGridTransport,
+                               iterations: Int, backward: TransportBackward,
+                               solver: ImplicitSolver = .conjugateGradient(),
+                               steps: Int, stepSize: Float, backtracking: Bool = true, start: [Float]? = nil,
+                               progress: ((Int, Float) -> Void)? = nil) throws(SinkhornError) -> BarycenterResult {
+        try descend(inputs: inputs, steps: steps, stepSize: stepSize, backtracking: backtracking, start: start,
+                    progress: progress) { (b: [Float]) throws(SinkhornError) -> BarycenterEnergy in
+            try energy(of: b, inputs: inputs, weights: weights, grid: grid, iterations: iterations,
+                       backward: backward, solver: solver)
+        }
+    }
+
+    /// Entropic mirror descent on `E` given by `evaluate` (see `compute`).
+    static func descend(inputs: [[Float]], steps: Int, stepSize: Float, backtracking: Bool, start: [Float]?,
+                        progress: ((Int, Float) -> Void)?,
+                        energy: ([Float]) throws(SinkhornError) -> BarycenterEnergy) throws(SinkhornError) -> BarycenterResult {
         guard steps >= 0 else { throw .invalidIterations(steps) }
         guard let n = inputs.first?.count, n > 0 else { throw .marginalLength(expected: 1, found: 0) }
         guard stepSize.isFinite, stepSize > 0 else { throw .invalidTemperature(stepSize) }
-        let space = workspace ?? SinkhornWorkspace(), backwardSpace = SinkhornWorkspace()
         var b = start ?? [Float](repeating: 1 / Float(n), count: n)
         guard b.count == n else { throw .marginalLength(expected: n, found: b.count) }
         func evaluate(_ b: [Float]) throws(SinkhornError) -> BarycenterEnergy {
-            let value = try energy(of: b, inputs: inputs, weights: weights, cost: cost, entropy: entropy,
-                                   iterations: iterations, backward: backward, solver: solver, workspace: space,
-                                   backwardWorkspace: backwardSpace)
+            let value = try energy(b)
             guard value.energy.isFinite, value.gradient.allSatisfy(\.isFinite) else { throw .nonFiniteInput(index: 0) }
             return value
         }

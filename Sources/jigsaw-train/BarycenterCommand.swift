@@ -37,8 +37,10 @@ struct BarycenterCommand: CheckedCommand {
     @Option(help: "Sinkhorn iteration counts τ, comma-separated.") var iterations = "5,10,50,100"
     @Option(help: "Backwards, comma-separated: implicit, unrolled.") var backwards = "implicit,unrolled"
     @Option(name: .customLong("implicit-solver"),
-            help: "The implicit backward's linear solve: dense (Cholesky, exact) or cg (matrix-free conjugate gradients to a relative residual of 1e-6; far faster at 64²).")
-    var implicitSolver = "dense"
+            help: "The implicit backward's linear solve: dense (Cholesky, exact) or cg (matrix-free conjugate gradients to a relative residual of 1e-6; far faster at 64²). Default: dense with --kernel dense, cg with --kernel separable.")
+    var implicitSolver: String?
+    @Option(help: "How each transport problem is computed: dense (the n × n cost and plan; sides up to 96) or separable (the kernel one axis at a time, O(n) memory and about 5× faster per iteration at 64²; sides up to 256; its implicit backward uses conjugate gradients unless --implicit-solver dense asks for the formed plan).")
+    var kernel = "dense"
     @Option(help: "Mirror-descent steps per centroid.") var steps = 40
     @Option(help: "Initial mirror-descent step size η (halved when a step raises the energy, unless --no-backtracking).") var stepSize: Float = 20
     @Option(help: "Least share of the mass in every bin of an input image.") var floor: Float = 1e-5
@@ -57,7 +59,12 @@ struct BarycenterCommand: CheckedCommand {
     var snapshots = "0,10,20,30,40,50,60,70"
 
     func check() throws {
-        guard (2...96).contains(size) else { throw ValidationError("--size must be in 2...96") }
+        guard ["dense", "separable"].contains(kernel) else { throw ValidationError("--kernel must be dense or separable") }
+        let largest = kernel == "dense" ? 96 : 256
+        guard (2...largest).contains(size) else {
+            throw ValidationError("--size must be in 2...\(largest) with --kernel \(kernel)"
+                                  + (kernel == "dense" ? " (--kernel separable goes to 256)" : ""))
+        }
         guard ["shapes", "mnist"].contains(inputs) else { throw ValidationError("--inputs must be shapes or mnist") }
         if inputs == "mnist", dataDir == nil, plot == nil { throw ValidationError("--inputs mnist needs --data-dir") }
         guard entropy.isFinite, entropy > 0 else { throw ValidationError("--entropy must be positive") }
@@ -66,7 +73,7 @@ struct BarycenterCommand: CheckedCommand {
         }
         guard backwardList != nil else { throw ValidationError("--backwards must list implicit and/or unrolled") }
         guard (0...10_000).contains(steps) else { throw ValidationError("--steps must be in 0...10000") }
-        guard ["dense", "cg"].contains(implicitSolver) else { throw ValidationError("--implicit-solver must be dense or cg") }
+        if let implicitSolver, !["dense", "cg"].contains(implicitSolver) { throw ValidationError("--implicit-solver must be dense or cg") }
         guard stepSize.isFinite, stepSize > 0 else { throw ValidationError("--step-size must be positive") }
         guard floor.isFinite, floor > 0, floor < 1 else { throw ValidationError("--floor must be in (0, 1)") }
         guard (10...100_000).contains(referenceIterations) else {
@@ -84,7 +91,23 @@ struct BarycenterCommand: CheckedCommand {
     }
 
     var backwardList: [TransportBackward]? { transportBackwards(backwards) }
-    var solver: ImplicitSolver { implicitSolver == "cg" ? .conjugateGradient() : .dense }
+    /// The implicit backward's solve: `--implicit-solver`, where the separable kernel's default
+    /// (no explicit `dense`) is conjugate gradients.
+    var solver: ImplicitSolver {
+        (implicitSolver ?? (kernel == "separable" ? "cg" : "dense")) == "cg" ? .conjugateGradient() : .dense
+    }
+    /// The solver name recorded in the results.
+    var solverName: String { solver == .dense ? "dense" : "cg" }
+
+    /// The transport problems of this run.
+    func transport() throws -> BarycenterTransport {
+        if kernel == "separable" {
+            return BarycenterTransport(entropy: entropy, cost: nil,
+                                       grid: try SeparableGridTransport(width: size, height: size, entropy: entropy))
+        }
+        return BarycenterTransport(entropy: entropy, cost: try GridTransport.squaredDistanceCost(width: size, height: size),
+                                   grid: nil)
+    }
 
     func execute() throws {
         if let plot {
@@ -106,7 +129,7 @@ struct BarycenterCommand: CheckedCommand {
         }
         let images = try inputImages()
         let histograms = try images.map { try WassersteinBarycenter.histogram(of: $0, floor: floor) }
-        let cost = try GridTransport.squaredDistanceCost(width: size, height: size)
+        let cost = try transport()
         if let gradientFigure {
             try drawGradientFigure(histograms: Array(histograms.prefix(2)), cost: cost, to: gradientFigure)
             return
@@ -115,7 +138,7 @@ struct BarycenterCommand: CheckedCommand {
         var report = BarycenterReport(size: size, entropy: entropy, steps: steps, stepSize: stepSize,
                                       backtracking: !noBacktracking, floor: floor,
                                       inputs: inputs, command: recordedCommandLine(), images: histograms, runs: [],
-                                      gradientAccuracy: nil, implicitSolver: implicitSolver)
+                                      gradientAccuracy: nil, implicitSolver: solverName, kernel: kernel)
         let iterationList = integerList(iterations)!
         let total = backwardList!.count * iterationList.count * positions.count * steps
         let progress = ProgressReporter(label: "barycenter")
@@ -126,10 +149,10 @@ struct BarycenterCommand: CheckedCommand {
                 for position in positions {
                     let weights = WassersteinBarycenter.bilinearWeights(s: position.s, t: position.t)
                     let started = Date()
-                    let result = try WassersteinBarycenter.compute(
-                        inputs: histograms, weights: weights, cost: cost, entropy: entropy, iterations: tau,
+                    let result = try cost.compute(
+                        inputs: histograms, weights: weights, iterations: tau,
                         backward: backward, solver: solver, steps: steps, stepSize: stepSize,
-                        backtracking: !noBacktracking) { _, energy in
+                        backtracking: !noBacktracking, start: nil) { _, energy in
                         done += 1
                         progress.update(done: done, total: total,
                                         fields: [("backward", backward.rawValue), ("τ", "\(tau)"),
@@ -174,7 +197,7 @@ struct BarycenterCommand: CheckedCommand {
     /// for each centroid's weights, the error of `∂E/∂b` with `τ` iterations and each backward
     /// against the implicit gradient of a forward run for `referenceIterations` (converged: its
     /// marginal error is reported), per bin, relative to the reference's largest entry.
-    func measureGradientAccuracy(histograms: [[Float]], cost: Tensor, positions: [(s: Float, t: Float)],
+    func measureGradientAccuracy(histograms: [[Float]], cost: BarycenterTransport, positions: [(s: Float, t: Float)],
                                  iterationList: [Int]) throws -> [GradientAccuracyHistogram] {
         let n = size * size
         var rng = SeededGenerator(seed: seed)
@@ -189,9 +212,9 @@ struct BarycenterCommand: CheckedCommand {
         for point in points {
             for position in positions {
                 let weights = WassersteinBarycenter.bilinearWeights(s: position.s, t: position.t)
-                let value = try WassersteinBarycenter.energy(of: point, inputs: histograms, weights: weights, cost: cost,
-                                                             entropy: entropy, iterations: referenceIterations,
-                                                             backward: .implicit)
+                let value = try cost.energy(of: point, inputs: histograms, weights: weights,
+                                            iterations: referenceIterations, backward: .implicit,
+                                            solver: cost.referenceSolver)
                 referenceError = Swift.max(referenceError, value.marginalError)
                 references.append((point, weights, value.gradient, value.gradient.map(abs).max() ?? 1))
             }
@@ -203,9 +226,8 @@ struct BarycenterCommand: CheckedCommand {
             for tau in iterationList {
                 var errors: [Float] = []
                 for reference in references {
-                    let value = try WassersteinBarycenter.energy(of: reference.point, inputs: histograms,
-                                                                 weights: reference.weights, cost: cost, entropy: entropy,
-                                                                 iterations: tau, backward: backward, solver: solver)
+                    let value = try cost.energy(of: reference.point, inputs: histograms, weights: reference.weights,
+                                                iterations: tau, backward: backward, solver: solver)
                     for (got, want) in zip(value.gradient, reference.gradient) {
                         errors.append(abs(got - want) / reference.scale)
                     }
@@ -224,7 +246,7 @@ struct BarycenterCommand: CheckedCommand {
     /// backward at that τ and by the implicit backward after `referenceIterations` iterations.
     /// Rows of the picture: the two inputs, the snapshots, then one row of gradients per backward
     /// and the reference's (gray is 0; every column scaled by the reference's largest magnitude).
-    func drawGradientFigure(histograms: [[Float]], cost: Tensor, to path: String) throws {
+    func drawGradientFigure(histograms: [[Float]], cost: BarycenterTransport, to path: String) throws {
         let tau = integerList(iterations)![0], steps = integerList(snapshots)!
         let weights: [Float] = [0.5, 0.5]
         var current = [Float](repeating: 1 / Float(size * size), count: size * size)
@@ -242,21 +264,21 @@ struct BarycenterCommand: CheckedCommand {
         let progress = ProgressReporter(label: "gradient figure")
         for step in steps {
             if step > done {
-                current = try WassersteinBarycenter.compute(
-                    inputs: histograms, weights: weights, cost: cost, entropy: entropy, iterations: tau, backward: .implicit,
-                    solver: solver, steps: step - done, stepSize: stepSize, backtracking: false, start: current).histogram
+                current = try cost.compute(
+                    inputs: histograms, weights: weights, iterations: tau, backward: .implicit,
+                    solver: solver, steps: step - done, stepSize: stepSize, backtracking: false, start: current,
+                    progress: nil).histogram
                 done = step
             }
-            let reference = try WassersteinBarycenter.energy(of: current, inputs: histograms, weights: weights, cost: cost,
-                                                             entropy: entropy, iterations: referenceIterations,
-                                                             backward: .implicit).gradient
+            let reference = try cost.energy(of: current, inputs: histograms, weights: weights,
+                                            iterations: referenceIterations, backward: .implicit,
+                                            solver: cost.referenceSolver).gradient
             let scale = reference.map(abs).max() ?? 1
             var shot = Snapshot(step: step, histogram: current, gradients: ["reference": reference], relativeErrors: [:],
                                 medianRelativeErrors: [:])
             for backward in backwardList! {
-                let gradient = try WassersteinBarycenter.energy(of: current, inputs: histograms, weights: weights, cost: cost,
-                                                                entropy: entropy, iterations: tau, backward: backward,
-                                                                solver: solver).gradient
+                let gradient = try cost.energy(of: current, inputs: histograms, weights: weights,
+                                               iterations: tau, backward: backward, solver: solver).gradient
                 shot.gradients[backward.rawValue] = gradient
                 let errors = zip(gradient, reference).map { abs($0 - $1) / scale }.sorted()
                 shot.relativeErrors[backward.rawValue] = errors.last ?? 0
@@ -275,13 +297,14 @@ struct BarycenterCommand: CheckedCommand {
         struct Figure: Codable {
             var size: Int, entropy: Float, iterations: Int, referenceIterations: Int, stepSize: Float, command: String
             var implicitSolver: String
+            var kernel: String
             var inputs: [[Float]]
             var snapshots: [Snapshot]
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let figure = Figure(size: size, entropy: entropy, iterations: tau, referenceIterations: referenceIterations,
-                            stepSize: stepSize, command: recordedCommandLine(), implicitSolver: implicitSolver,
+                            stepSize: stepSize, command: recordedCommandLine(), implicitSolver: solverName, kernel: kernel,
                             inputs: histograms, snapshots: shots)
         try encoder.encode(figure).write(to: URL(fileURLWithPath: (path as NSString).deletingPathExtension + ".json"), options: .atomic)
         // The picture.
@@ -421,10 +444,12 @@ struct BarycenterReport: Codable {
     var gradientAccuracy: [GradientAccuracyHistogram]?
     /// `dense` or `cg` (reports written before the choice existed have none: dense).
     var implicitSolver: String?
+    /// `dense` or `separable` (reports written before the choice existed have none: dense).
+    var kernel: String?
 
     /// What makes the report impossible to draw, or nil.
     var problem: String? {
-        guard (2...96).contains(size) else { return "size \(size) is not in 2...96" }
+        guard (2...256).contains(size) else { return "size \(size) is not in 2...256" }
         guard images.count == 4 else { return "\(images.count) input images, not 4" }
         let bins = size * size
         if images.contains(where: { $0.count != bins }) { return "an input image does not have \(bins) bins" }
@@ -472,5 +497,44 @@ struct GradientAccuracyHistogram: Codable {
             let position = error > 0 ? (log10(error) - log10BinStart) / log10BinWidth : 0
             counts[Swift.max(0, Swift.min(counts.count - 1, Int(position.rounded(.down))))] += 1
         }
+    }
+}
+
+/// The transport problems of a barycenter run: the dense `n × n` cost, or the separable kernel.
+struct BarycenterTransport {
+    let entropy: Float
+    let cost: Tensor?
+    let grid: SeparableGridTransport?
+
+    /// The solve of the converged reference gradients: the dense one with the dense cost, conjugate
+    /// gradients to a relative residual of 1e-7 with the separable kernel.
+    var referenceSolver: ImplicitSolver {
+        grid == nil ? .dense : .conjugateGradient(tolerance: 1e-7, maximumIterations: 20_000)
+    }
+
+    func energy(of barycenter: [Float], inputs: [[Float]], weights: [Float], iterations: Int,
+                backward: TransportBackward, solver: ImplicitSolver) throws -> BarycenterEnergy {
+        if let grid {
+            return try WassersteinBarycenter.energy(of: barycenter, inputs: inputs, weights: weights, grid: grid,
+                                                    iterations: iterations, backward: backward, solver: solver)
+        }
+        return try WassersteinBarycenter.energy(of: barycenter, inputs: inputs, weights: weights, cost: cost!,
+                                                entropy: entropy, iterations: iterations, backward: backward,
+                                                solver: solver)
+    }
+
+    func compute(inputs: [[Float]], weights: [Float], iterations: Int, backward: TransportBackward,
+                 solver: ImplicitSolver, steps: Int, stepSize: Float, backtracking: Bool, start: [Float]?,
+                 progress: ((Int, Float) -> Void)?) throws -> BarycenterResult {
+        if let grid {
+            return try WassersteinBarycenter.compute(inputs: inputs, weights: weights, grid: grid, iterations: iterations,
+                                                     backward: backward, solver: solver, steps: steps,
+                                                     stepSize: stepSize, backtracking: backtracking, start: start,
+                                                     progress: progress)
+        }
+        return try WassersteinBarycenter.compute(inputs: inputs, weights: weights, cost: cost!, entropy: entropy,
+                                                 iterations: iterations, backward: backward, solver: solver,
+                                                 steps: steps, stepSize: stepSize, backtracking: backtracking,
+                                                 start: start, progress: progress)
     }
 }

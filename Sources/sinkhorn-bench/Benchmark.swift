@@ -85,6 +85,11 @@ private struct BenchLine: Encodable {
 
 /// Prints one JSON object on one line (keys sorted); figures to four decimals, `null` when not finite.
 func emit(_ fields: KeyValuePairs<String, Any>) {
+    emit(pairs: fields.map { ($0.key, $0.value) })
+}
+
+/// ``emit(_:)`` for fields gathered at run time.
+func emit(pairs fields: [(key: String, value: Any)]) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let line = BenchLine(fields: fields.map { ($0.key, BenchValue($0.value)) })

@@ -95,12 +95,19 @@ func runBackwardChild(_ request: String) {
 /// (`n = side²` bins, `λ = 0.002`) for each backward.
 let barycenterSizes: [(side: Int, iterations: Int)] = [
     (32, 10), (32, 50), (32, 100), (32, 200), (32, 500), (64, 10), (64, 50), (64, 100), (64, 200),
+    (128, 10), (128, 50), (128, 100), (128, 200),
 ]
+
+/// Grids above this side run only the separable backwards (the dense cost alone would take
+/// `4·side⁴` bytes: 1 GiB at 128²).
+let barycenterDenseSideLimit = 64
 
 /// The backwards of `barycenter_step`: `implicit` (dense solve) and `unrolled` are
 /// `TransportBackward`'s; `implicit_cg` is the implicit backward with
-/// `ImplicitSolver.conjugateGradient()` at its default settings.
-let barycenterBackwards = ["implicit", "implicit_cg", "unrolled"]
+/// `ImplicitSolver.conjugateGradient()` at its default settings; `separable_implicit` (conjugate
+/// gradients at their default settings) and `separable_unrolled` are the same two backwards of
+/// `SeparableGridTransport`, which never forms the `n × n` cost or plan.
+let barycenterBackwards = ["implicit", "implicit_cg", "unrolled", "separable_implicit", "separable_unrolled"]
 
 /// The conjugate-gradient tolerances `barycenter_cg_tolerance` sweeps.
 let barycenterTolerances: [Double] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7]
@@ -118,7 +125,8 @@ let barycenterBenchmarks: [Benchmark] = {
         // between sizes falls on all of them alike.
         Benchmark(op: "barycenter_step") {
             for size in barycenterSizes {
-                for backward in barycenterBackwards {
+                for backward in barycenterBackwards
+                where size.side <= barycenterDenseSideLimit || backward.hasPrefix("separable") {
                     spawnChild(variable: barycenterChildVariable, value: "\(backward),\(size.side),\(size.iterations)")
                 }
             }
@@ -149,9 +157,11 @@ func spawnChild(variable: String, value: String) {
 
 /// The cost, the barycenter and input histograms (seed 11) and `λ` of one barycenter step's
 /// transport problem on a `side × side` grid.
-func barycenterProblem(side: Int) -> (cost: Tensor, barycenter: [Float], input: [Float], entropy: Float)? {
+func barycenterProblem(side: Int, dense: Bool = true)
+    -> (cost: Tensor, barycenter: [Float], input: [Float], entropy: Float)? {
     let n = side * side
-    guard let cost = try? GridTransport.squaredDistanceCost(width: side, height: side) else { return nil }
+    guard let cost = dense ? try? GridTransport.squaredDistanceCost(width: side, height: side)
+                           : Tensor(shape: [1, 1], storage: [0]) else { return nil }
     var rng = SeededGenerator(seed: 11)
     func histogram() -> [Float] {
         let raw = (0..<n).map { _ in 0.05 + rng.nextUniform() }
@@ -194,6 +204,10 @@ func runBarycenterChild(_ request: String) {
         return
     }
     let name = parts[0]
+    if name.hasPrefix("separable") {
+        runSeparableBarycenterChild(name: name, side: side, iterations: iterations)
+        return
+    }
     let backward: TransportBackward = name == "unrolled" ? .unrolled : .implicit
     let solver: ImplicitSolver? = name == "implicit_cg" ? .conjugateGradient() : nil
     let n = side * side
@@ -243,6 +257,47 @@ func runBarycenterChild(_ request: String) {
           "entropy": entropy, "ms": ms, "peak_bytes": peak, "accounted_bytes": accounted,
           "cg_iterations": solverIterations, "cg_relative_residual": solverResidual,
           "error_a_vs_dense": errorA, "error_cost_vs_dense": errorCost])
+}
+
+/// The separable backwards of `barycenter_step` (see `runBarycenterChild`): the same transport
+/// problem by `SeparableGridTransport`, timed with its peak memory beyond a process holding the two
+/// histograms and a finished forward; up to 64² the line also carries, measured after the timing,
+/// `max |Δ| / max |dense|` of `∂/∂a` against the dense implementation's same backward.
+func runSeparableBarycenterChild(name: String, side: Int, iterations: Int) {
+    let backward: TransportBackward = name == "separable_unrolled" ? .unrolled : .implicit
+    let n = side * side
+    guard let (_, b, a, entropy) = barycenterProblem(side: side, dense: false),
+          let grid = try? SeparableGridTransport(width: side, height: side, entropy: entropy),
+          (try? grid.solve(source: b, target: a, iterations: iterations)) != nil else { return }
+    let baseline = peakResidentBytes()
+    var solverIterations = 0
+    var last: SeparableTransportGradient?
+    func step() -> Int {
+        guard let solution = try? grid.solve(source: b, target: a, iterations: iterations,
+                                             recordsHistory: backward == .unrolled),
+              let gradient = try? grid.gradient(of: solution, backward: backward) else { return 0 }
+        solverIterations = gradient.solverIterations
+        last = gradient
+        return solution.historyBytes + gradient.scratchBytes
+    }
+    let accounted = step()
+    let peak = peakResidentBytes() - baseline
+    let large = n > 2048
+    let ms = medianMilliseconds(warmup: 0, minRuns: large ? 3 : 5, budget: large ? 2 : 3) { _ = step() }
+    var line: [(key: String, value: Any)] = [
+        ("op", "barycenter_step"), ("backward", name), ("n", n), ("side", side), ("L", iterations),
+        ("entropy", entropy), ("ms", ms), ("peak_bytes", peak), ("accounted_bytes", accounted),
+    ]
+    if backward == .implicit { line.append(("cg_iterations", solverIterations)) }
+    if side <= barycenterDenseSideLimit, let last, let (cost, _, _, _) = barycenterProblem(side: side),
+       let solution = try? GridTransport.solve(cost: cost, source: b, target: a, entropy: entropy,
+                                               iterations: iterations, backward: backward),
+       let dense = try? GridTransport.gradient(of: solution, backward: backward,
+                                               solver: backward == .implicit ? .conjugateGradient() : .dense) {
+        line.append(("error_a_vs_dense", relativeMaxError(Tensor(shape: [n], storage: last.source),
+                                                          Tensor(shape: [n], storage: dense.rowMarginal.storage))))
+    }
+    emit(pairs: line)
 }
 
 /// `barycenter_cg_tolerance`: on one forward, the conjugate-gradient backward at each tolerance of

@@ -107,6 +107,35 @@ import Testing
         #expect(refused.status != 0 && refused.error.contains("notConverged"), "\(refused.error)")
     }
 
+    /// `--kernel separable` gives the dense kernel's barycenters (both with conjugate gradients),
+    /// records its kernel and solver, and lifts the size limit the dense cost needs.
+    @Test func separableKernelGivesTheDenseBarycenters() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("barycenter-kernel-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var centroids: [[[Double]]] = []
+        for kernel in ["dense", "separable"] {
+            let json = folder.appendingPathComponent("\(kernel).json").path
+            var arguments = ["barycenter", "--size", "8", "--iterations", "30", "--steps", "8", "--entropy", "0.01",
+                             "--no-backtracking", "--kernel", kernel, "--json", json]
+            if kernel == "dense" { arguments += ["--implicit-solver", "cg"] }
+            let result = try runner.run(arguments)
+            #expect(result.status == 0, "\(result.error)")
+            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+            #expect(object?["kernel"] as? String == kernel)
+            #expect(object?["implicitSolver"] as? String == "cg")
+            let runs = object?["runs"] as? [[String: Any]] ?? []
+            #expect(runs.count == 2)
+            centroids.append(runs.flatMap { ($0["centroids"] as? [[String: Any]] ?? []).map { $0["histogram"] as? [Double] ?? [] } })
+        }
+        #expect(centroids[0].count == 10 && centroids[1].count == 10)
+        for (dense, separable) in zip(centroids[0], centroids[1]) {
+            #expect(dense.count == 64 && zip(dense, separable).allSatisfy { abs($0 - $1) < 1e-5 })
+        }
+        let large = try runner.run(["barycenter", "--size", "100", "--json", folder.appendingPathComponent("x.json").path])
+        #expect(large.status == 64 && large.error.contains("--kernel separable"), "\(large.error)")
+    }
+
     @Test(arguments: [
         (["barycenter", "--size", "1", "--json", "/tmp/x.json"], "--size"),
         (["barycenter", "--iterations", "0", "--json", "/tmp/x.json"], "--iterations"),
@@ -114,6 +143,9 @@ import Testing
         (["barycenter", "--inputs", "mnist", "--json", "/tmp/x.json"], "--data-dir"),
         (["barycenter"], "--json"),
         (["barycenter", "--plot", "/nonexistent.json"], "--image"),
+        (["barycenter", "--kernel", "fourier", "--json", "/tmp/x.json"], "--kernel"),
+        (["barycenter", "--size", "300", "--kernel", "separable", "--json", "/tmp/x.json"], "--size"),
+        (["barycenter", "--implicit-solver", "lu", "--json", "/tmp/x.json"], "--implicit-solver"),
     ])
     func badFlagsAreRefused(arguments: [String], word: String) throws {
         let result = try runner.run(arguments)

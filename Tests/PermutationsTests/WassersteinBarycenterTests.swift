@@ -159,6 +159,45 @@ import TensorKit
         }
     }
 
+    /// The barycenter with the separable kernel against the dense cost on a rectangular grid:
+    /// the same energy and gradient for both backwards, the same descent, and the same result with
+    /// one worker as with several (the problems run concurrently).
+    @Test(arguments: [TransportBackward.implicit, .unrolled])
+    func separableKernelMatchesTheDenseCost(backward: TransportBackward) throws {
+        let (width, height) = (7, 5)
+        let n = width * height
+        let cost = try GridTransport.squaredDistanceCost(width: width, height: height)
+        let grid = try SeparableGridTransport(width: width, height: height, entropy: 0.01)
+        var generator = SeededGenerator(seed: 23)
+        let inputs = (0..<4).map { _ -> [Float] in
+            let raw = (0..<n).map { _ in 0.05 + generator.nextUniform() }
+            let total = raw.reduce(0, +)
+            return raw.map { $0 / total }
+        }
+        let point = inputs[0].enumerated().map { 0.5 * $1 + 0.5 * inputs[3][$0] }
+        let weights = WassersteinBarycenter.bilinearWeights(s: 0.3, t: 0.6)
+        let dense = try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: weights, cost: cost, entropy: 0.01,
+                                                     iterations: 40, backward: backward, solver: .conjugateGradient())
+        let separable = try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: weights, grid: grid,
+                                                         iterations: 40, backward: backward)
+        #expect(abs(dense.energy - separable.energy) <= 1e-5 * dense.energy)
+        let scale = dense.gradient.map(abs).max() ?? 1
+        for (a, b) in zip(dense.gradient, separable.gradient) { #expect(abs(a - b) <= 1e-4 * scale) }
+        #expect(separable.backwardBytes > 0)
+        let denseSteps = try WassersteinBarycenter.compute(
+            inputs: inputs, weights: weights, cost: cost, entropy: 0.01, iterations: 40, backward: backward,
+            solver: .conjugateGradient(), steps: 6, stepSize: 5, backtracking: false).histogram
+        let separableSteps = try WassersteinBarycenter.compute(
+            inputs: inputs, weights: weights, grid: grid, iterations: 40, backward: backward, steps: 6, stepSize: 5,
+            backtracking: false).histogram
+        for (a, b) in zip(denseSteps, separableSteps) { #expect(abs(a - b) <= 1e-5) }
+        // A single input (weight 1 on one corner) is the sequential path; it equals the problem alone.
+        let alone = try grid.solve(source: point, target: inputs[2], iterations: 40)
+        let corner = try WassersteinBarycenter.energy(of: point, inputs: inputs, weights: [0, 0, 1, 0], grid: grid,
+                                                      iterations: 40, backward: backward)
+        #expect(corner.energy == alone.loss)
+    }
+
     @Test func histogramOfAnImage() throws {
         let h = try WassersteinBarycenter.histogram(of: [0, 1, 3, -2], floor: 0.01)
         // (max(x,0) + 0.01·4) / (1.04·4)

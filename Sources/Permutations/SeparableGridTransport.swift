@@ -43,10 +43,13 @@ public struct SeparableGridTransport: Sendable {
 
     /// `−Δ²/λ` between the columns `[w, w]` and between the rows `[h, h]` (symmetric).
     let logKernelX: [Float], logKernelY: [Float]
-    /// `−2Δ²/λ`, the kernel of `P ⊙ P`.
-    let squaredLogKernelX: [Float], squaredLogKernelY: [Float]
     /// `Δ²` between columns `[w, w]` and rows `[h, h]`: the two parts of the cost.
     let costX: [Float], costY: [Float]
+    /// The 1-D kernels of the passes: `exp(−Δ²/λ)`, the same times `Δ²` (for `P ⊙ C`), and
+    /// `exp(−2Δ²/λ)` (for `P ⊙ P`), per axis.
+    let kernelX: AxisKernel, kernelY: AxisKernel
+    let costKernelX: AxisKernel, costKernelY: AxisKernel
+    let squaredKernelX: AxisKernel, squaredKernelY: AxisKernel
 
     /// - Throws: `SinkhornError.invalidShape` for a side below 1, `.invalidTemperature` for `λ` that
     ///   is not finite and positive, `.nonFiniteInput` when `λ` is so small that `−C/λ` overflows.
@@ -71,11 +74,15 @@ public struct SeparableGridTransport: Sendable {
         costY = squares(height)
         logKernelX = costX.map { -$0 / entropy }
         logKernelY = costY.map { -$0 / entropy }
-        squaredLogKernelX = logKernelX.map { 2 * $0 }
-        squaredLogKernelY = logKernelY.map { 2 * $0 }
-        for (index, value) in (squaredLogKernelX + squaredLogKernelY).enumerated() where !value.isFinite {
+        for (index, value) in (logKernelX + logKernelY).enumerated() where !(2 * value).isFinite {
             throw .nonFiniteInput(index: index)
         }
+        kernelX = AxisKernel(log: logKernelX, weight: nil)
+        kernelY = AxisKernel(log: logKernelY, weight: nil)
+        costKernelX = AxisKernel(log: logKernelX, weight: costX)
+        costKernelY = AxisKernel(log: logKernelY, weight: costY)
+        squaredKernelX = AxisKernel(log: logKernelX.map { 2 * $0 }, weight: nil)
+        squaredKernelY = AxisKernel(log: logKernelY.map { 2 * $0 }, weight: nil)
     }
 
     /// Solves `OT_λ(a, b)` with `iterations` log-domain Sinkhorn iterations.
@@ -144,6 +151,12 @@ public struct SeparableGridTransport: Sendable {
     /// with `P_t = exp(f_t ⊕ g_t − C/λ)` and `P_t′ = exp(f_{t−1} ⊕ g_t − C/λ)` (the softmax weights
     /// of the two half-steps). Its result is the derivative of exactly the iterations run.
     ///
+    /// Both backwards return `∂ℓ/∂a_i` as a float sum divided by `a_i` (and `∂ℓ/∂b_j` by `b_j`), so
+    /// for a bin holding a tiny share of the mass the absolute error grows like `10⁻⁷ / a_i` times
+    /// the gradient's scale (with the unrolled backward, at `a_i = 10⁻¹⁰` on an 10×8 grid, errors of
+    /// order 10 where the Double derivative is 10⁻⁴). Keep the marginals above about `10⁻⁶` of
+    /// their largest bin (`WassersteinBarycenter.histogram(of:floor:)`) where such bins matter.
+    ///
     /// - Throws: `SinkhornError.missingHistory` for `.unrolled` on a forward without history,
     ///   `.shapeMismatch` for a solution of another grid, `.notConverged` when conjugate gradients
     ///   reach their cap, `.invalidTolerance` for bad solver settings.
@@ -204,7 +217,7 @@ public struct SeparableGridTransport: Sendable {
         // diag(S) = b̂ − Σ_p P_pq² / â_p, with P² = exp(2f ⊕ 2g − 2C/λ).
         var squared = [Float](repeating: 0, count: n)
         signedConvolve(log: f.map { 2 * $0 }, values: rowMass.map { 1 / $0 }, outer: g.map { 2 * $0 },
-                       into: &squared, scratch: &scratch, kernelX: squaredLogKernelX, kernelY: squaredLogKernelY)
+                       into: &squared, scratch: &scratch, kernelX: squaredKernelX, kernelY: squaredKernelY)
         var inverseDiagonal = [Double](repeating: 0, count: n)
         for q in 0..<n {
             inverseDiagonal[q] = Sinkhorn.jacobiInverse(diagonal: Double(columnMass[q]) - Double(squared[q]),
@@ -328,14 +341,17 @@ public struct SeparableGridTransport: Sendable {
 
     /// Intermediate planes of one two-pass product.
     struct ConvolutionScratch {
-        var logs: [Float], values: [Float], maxima: [Float], sums: [Float]
+        /// `[h, w]` planes: the scaled inputs of a pass, its sums, their magnitudes, the log-scales
+        /// and the signed values between the passes.
+        var scaled: [Float], sums: [Float], magnitudes: [Float], logs: [Float], values: [Float]
+        /// `[w]`: the log-scale of each column in the second pass.
+        var columnScale: [Float]
         init(width: Int, height: Int) {
-            logs = [Float](repeating: 0, count: width * height)
-            values = logs
-            maxima = [Float](repeating: 0, count: width)
-            sums = maxima
+            scaled = [Float](repeating: 0, count: width * height)
+            sums = scaled; magnitudes = scaled; logs = scaled; values = scaled
+            columnScale = [Float](repeating: 0, count: width)
         }
-        var bytes: Int { 4 * (2 * logs.count + 2 * maxima.count) }
+        var bytes: Int { 4 * (5 * scaled.count + columnScale.count) }
     }
 
     /// `(T1)_p = Σ_q P_pq C_pq` for the plan `exp(f ⊕ g − C/λ)` (with `f`, `g` swapped, `Tᵀ1`).
@@ -344,131 +360,139 @@ public struct SeparableGridTransport: Sendable {
         let f = Array(f), g = Array(g)
         let ones = [Float](repeating: 1, count: count)
         var alongX = [Float](repeating: 0, count: count), alongY = [Float](repeating: 0, count: count)
-        signedConvolve(log: g, values: ones, outer: f, into: &alongX, scratch: &scratch, weightX: costX)
-        signedConvolve(log: g, values: ones, outer: f, into: &alongY, scratch: &scratch, weightY: costY)
+        signedConvolve(log: g, values: ones, outer: f, into: &alongX, scratch: &scratch, kernelX: costKernelX)
+        signedConvolve(log: g, values: ones, outer: f, into: &alongY, scratch: &scratch, kernelY: costKernelY)
         for p in 0..<count { alongX[p] += alongY[p] }
         return alongX
     }
 
     /// `out_p = lse_q(h_q − C_pq/λ)`.
     func logConvolve(_ h: [Float], into out: inout [Float], scratch: inout ConvolutionScratch) {
-        let w = width, hgt = height
-        logKernelX.withUnsafeBufferPointer { kx in
-            logKernelY.withUnsafeBufferPointer { ky in
-                h.withUnsafeBufferPointer { h in
-                    out.withUnsafeMutableBufferPointer { out in
-                        scratch.logs.withUnsafeMutableBufferPointer { t in
-                            scratch.maxima.withUnsafeMutableBufferPointer { mx in
-                                scratch.sums.withUnsafeMutableBufferPointer { sm in
-                                    let kx = kx.baseAddress!, ky = ky.baseAddress!, h = h.baseAddress!
-                                    let t = t.baseAddress!, mx = mx.baseAddress!, sm = sm.baseAddress!
-                                    // Along x: t[y, p] = lse_q(h[y, q] + kx[q, p]).
-                                    for y in 0..<hgt {
-                                        Self.fill(mx, -.infinity, w)
-                                        for q in 0..<w { Self.maximum(into: mx, base: kx + q * w, shift: h[y * w + q], count: w) }
-                                        Self.fill(sm, 0, w)
-                                        for q in 0..<w {
-                                            Self.accumulate(into: sm, base: kx + q * w, shift: h[y * w + q], maxima: mx,
-                                                            scale: 1, weight: nil, factor: nil, count: w)
-                                        }
-                                        for p in 0..<w { t[y * w + p] = mx[p] + logf(sm[p]) }
-                                    }
-                                    // Along y: out[y, p] = lse_r(t[r, p] + ky[y, r]).
-                                    for y in 0..<hgt {
-                                        Self.fill(mx, -.infinity, w)
-                                        for r in 0..<hgt { Self.maximum(into: mx, base: t + r * w, shift: ky[y * hgt + r], count: w) }
-                                        Self.fill(sm, 0, w)
-                                        for r in 0..<hgt {
-                                            Self.accumulate(into: sm, base: t + r * w, shift: ky[y * hgt + r], maxima: mx,
-                                                            scale: 1, weight: nil, factor: nil, count: w)
-                                        }
-                                        let row = out.baseAddress! + y * w
-                                        for p in 0..<w { row[p] = mx[p] + logf(sm[p]) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let none: [Float]? = nil
+        convolve(log: h, values: none, outer: none, into: &out, scratch: &scratch, kernelX: kernelX, kernelY: kernelY)
     }
 
     /// `out_p = Σ_q exp(outer_p + h_q + kx(p, q) + ky(p, q)) · wx(p, q) · wy(p, q) · x_q` for any sign
-    /// of `x`: each pass keeps a log-scale (its maximum) and a signed sum relative to it.
+    /// of `x`, with the kernels `kernelX`, `kernelY` (default: the plan's).
     func signedConvolve(log h: some Collection<Float>, values x: [Float], outer: some Collection<Float>,
                         into out: inout [Float], scratch: inout ConvolutionScratch,
-                        kernelX: [Float]? = nil, kernelY: [Float]? = nil,
-                        weightX: [Float]? = nil, weightY: [Float]? = nil) {
+                        kernelX: AxisKernel? = nil, kernelY: AxisKernel? = nil) {
+        let outer: [Float]? = Array(outer)
+        convolve(log: Array(h), values: x, outer: outer, into: &out, scratch: &scratch,
+                 kernelX: kernelX ?? self.kernelX, kernelY: kernelY ?? self.kernelY)
+    }
+
+    /// A share of a pass's largest term below which a sum is recomputed exactly: `e⁻⁵⁰`. Terms
+    /// lost to underflow in the fast form are below `e⁻⁸⁷` of the same scale each, so a sum above
+    /// this threshold has a relative error under `n · e⁻³⁷ ≈ 10⁻¹²` from them.
+    static let exactThreshold: Float = 1.928_749_8e-22
+
+    /// Both passes of one product. Without `outer` the output is `log Σ …` (and `x` must be nil:
+    /// all ones); with it the output is the signed sum scaled by `exp(outer)`.
+    ///
+    /// Each pass first takes the fast form: every input is scaled by the largest log of its line,
+    /// `e_j = exp(h_j − H) · x_j` (one exponential per bin), and the sums are 1-D kernel products
+    /// `Σ_j K_ij e_j` with `K = exp(k) ⊙ w` precomputed (multiply-adds, no exponentials). A sum
+    /// whose magnitude `Σ_j K_ij |e_j|` falls below `exactThreshold` of the line's scale, where the
+    /// terms that carry it may have underflowed, is recomputed exactly around its own maximum,
+    /// `M = max_j (h_j + k_ij)`, `Σ_j exp(h_j + k_ij − M) · w_ij · x_j`.
+    func convolve(log h: [Float], values x: [Float]?, outer: [Float]?, into out: inout [Float],
+                  scratch: inout ConvolutionScratch, kernelX: AxisKernel, kernelY: AxisKernel) {
         let w = width, hgt = height
-        let h = Array(h), outer = Array(outer)
-        let kernelX = kernelX ?? logKernelX, kernelY = kernelY ?? logKernelY
-        kernelX.withUnsafeBufferPointer { kx in
-            kernelY.withUnsafeBufferPointer { ky in
-                h.withUnsafeBufferPointer { h in
-                    x.withUnsafeBufferPointer { x in
-                        outer.withUnsafeBufferPointer { outer in
-                            out.withUnsafeMutableBufferPointer { out in
-                                scratch.logs.withUnsafeMutableBufferPointer { t in
-                                    scratch.values.withUnsafeMutableBufferPointer { s in
-                                        scratch.maxima.withUnsafeMutableBufferPointer { mx in
-                                            scratch.sums.withUnsafeMutableBufferPointer { sm in
-                                                Self.withOptional(weightX) { wx in
-                                                    Self.withOptional(weightY) { wy in
-                                                        signedPasses(
-                                                            kx: kx.baseAddress!, ky: ky.baseAddress!, h: h.baseAddress!,
-                                                            x: x.baseAddress!, outer: outer.baseAddress!,
-                                                            out: out.baseAddress!, t: t.baseAddress!, s: s.baseAddress!,
-                                                            mx: mx.baseAddress!, sm: sm.baseAddress!, wx: wx, wy: wy,
-                                                            width: w, height: hgt)
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
+        let signed = x != nil
+        h.withUnsafeBufferPointer { h in
+        Self.withOptional(x) { x in
+        Self.withOptional(outer) { outer in
+        out.withUnsafeMutableBufferPointer { out in
+        scratch.scaled.withUnsafeMutableBufferPointer { e in
+        scratch.sums.withUnsafeMutableBufferPointer { sums in
+        scratch.magnitudes.withUnsafeMutableBufferPointer { magnitudes in
+        scratch.logs.withUnsafeMutableBufferPointer { logs in
+        scratch.values.withUnsafeMutableBufferPointer { values in
+        scratch.columnScale.withUnsafeMutableBufferPointer { columnScale in
+        kernelX.pointers { kxLog, kxProduct, kxWeight in
+        kernelY.pointers { kyLog, kyProduct, kyWeight in
+            let h = h.baseAddress!, e = e.baseAddress!, sums = sums.baseAddress!, magnitudes = magnitudes.baseAddress!
+            let logs = logs.baseAddress!, values = values.baseAddress!, columnScale = columnScale.baseAddress!
+            let out = out.baseAddress!
+            // Along x, row by row: logs[y, p] + log values[y, p] = log Σ_q exp(h[y, q] + kx(q, p)) wx x[y, q].
+            for y in 0..<hgt {
+                let hy = h + y * w, ey = e + y * w, sy = sums + y * w, my = magnitudes + y * w
+                var top = -Float.infinity
+                for q in 0..<w { top = Swift.max(top, hy[q]) }
+                Self.exponentials(of: hy, shift: -top, times: x.map { $0 + y * w }, into: ey, count: w)
+                Self.fill(sy, 0, w)
+                if signed { Self.fill(my, 0, w) }
+                for q in 0..<w where ey[q] != 0 {
+                    Self.axpy(ey[q], kxProduct + q * w, into: sy, count: w)
+                    if signed { Self.axpy(abs(ey[q]), kxProduct + q * w, into: my, count: w) }
+                }
+                let magnitude = signed ? UnsafePointer(my) : UnsafePointer(sy)
+                for p in 0..<w {
+                    if magnitude[p] >= Self.exactThreshold {
+                        logs[y * w + p] = top
+                        values[y * w + p] = sy[p]
+                    } else {
+                        // kx is symmetric: row p holds kx(q, p) over q.
+                        let exact = Self.exactSum(log: hy, stride: 1, kernel: kxLog + p * w,
+                                                  weight: kxWeight.map { $0 + p * w },
+                                                  values: x.map { $0 + y * w }, valueStride: 1, count: w)
+                        logs[y * w + p] = exact.scale
+                        values[y * w + p] = exact.sum
                     }
                 }
             }
-        }
+            // Along y, column-wise: out[y, p] from Σ_r exp(logs[r, p] + ky(y, r)) wy values[r, p].
+            Self.fill(columnScale, -.infinity, w)
+            for r in 0..<hgt { Self.maximum(into: columnScale, base: logs + r * w, shift: 0, count: w) }
+            for r in 0..<hgt {
+                Self.exponentials(of: logs + r * w, minus: columnScale, times: values + r * w, into: e + r * w, count: w)
+            }
+            let sy = sums, my = magnitudes
+            for y in 0..<hgt {
+                Self.fill(sy, 0, w)
+                if signed { Self.fill(my, 0, w) }
+                for r in 0..<hgt {
+                    let k = kyProduct[y * hgt + r]
+                    if k == 0 { continue }
+                    Self.axpy(k, e + r * w, into: sy, count: w)
+                    if signed { Self.absoluteAxpy(k, e + r * w, into: my, count: w) }
+                }
+                let magnitude = signed ? UnsafePointer(my) : UnsafePointer(sy)
+                for p in 0..<w {
+                    var scale = columnScale[p], sum = sy[p]
+                    if !(magnitude[p] >= Self.exactThreshold) {
+                        let exact = Self.exactSum(log: logs + p, stride: w, kernel: kyLog + y * hgt,
+                                                  weight: kyWeight.map { $0 + y * hgt },
+                                                  values: values + p, valueStride: w, count: hgt)
+                        scale = exact.scale
+                        sum = exact.sum
+                    }
+                    if let outer {
+                        out[y * w + p] = sum == 0 ? 0 : expf(outer[y * w + p] + scale) * sum
+                    } else {
+                        out[y * w + p] = scale + logf(sum)
+                    }
+                }
+            }
+        }}}}}}}}}}}}
     }
 
-    private func signedPasses(kx: UnsafePointer<Float>, ky: UnsafePointer<Float>, h: UnsafePointer<Float>,
-                              x: UnsafePointer<Float>, outer: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                              t: UnsafeMutablePointer<Float>, s: UnsafeMutablePointer<Float>,
-                              mx: UnsafeMutablePointer<Float>, sm: UnsafeMutablePointer<Float>,
-                              wx: UnsafePointer<Float>?, wy: UnsafePointer<Float>?, width w: Int, height hgt: Int) {
-        // Along x: t[y, p] = max_q(h[y, q] + kx[q, p]),
-        //          s[y, p] = Σ_q exp(h[y, q] + kx[q, p] − t[y, p]) · wx[q, p] · x[y, q].
-        for y in 0..<hgt {
-            let ty = t + y * w, sy = s + y * w
-            Self.fill(ty, -.infinity, w)
-            for q in 0..<w { Self.maximum(into: ty, base: kx + q * w, shift: h[y * w + q], count: w) }
-            Self.fill(sy, 0, w)
-            for q in 0..<w {
-                let value = x[y * w + q]
-                if value == 0 { continue }
-                Self.accumulate(into: sy, base: kx + q * w, shift: h[y * w + q], maxima: ty, scale: value,
-                                weight: wx.map { $0 + q * w }, factor: nil, count: w)
-            }
+    /// `(M, Σ_j exp(log_j + kernel_j − M) · weight_j · values_j)` with `M = max_j (log_j + kernel_j)`;
+    /// `log` and `values` read with their strides, `kernel` and `weight` contiguously.
+    @inline(__always) static func exactSum(log: UnsafePointer<Float>, stride: Int, kernel: UnsafePointer<Float>,
+                                           weight: UnsafePointer<Float>?, values: UnsafePointer<Float>?,
+                                           valueStride: Int, count: Int) -> (scale: Float, sum: Float) {
+        var top = -Float.infinity
+        for j in 0..<count { top = Swift.max(top, log[j * stride] + kernel[j]) }
+        var sum: Float = 0
+        for j in 0..<count {
+            var term = VectorMath.exp(log[j * stride] + kernel[j] - top)
+            if let weight { term *= weight[j] }
+            if let values { term *= values[j * valueStride] }
+            sum += term
         }
-        // Along y: out[y, p] = exp(outer[y, p] + M) · Σ_r exp(t[r, p] + ky[y, r] − M) · wy[y, r] · s[r, p].
-        for y in 0..<hgt {
-            Self.fill(mx, -.infinity, w)
-            for r in 0..<hgt { Self.maximum(into: mx, base: t + r * w, shift: ky[y * hgt + r], count: w) }
-            Self.fill(sm, 0, w)
-            for r in 0..<hgt {
-                let scale = wy.map { $0[y * hgt + r] } ?? 1
-                if scale == 0 { continue }
-                Self.accumulate(into: sm, base: t + r * w, shift: ky[y * hgt + r], maxima: mx, scale: scale,
-                                weight: nil, factor: s + r * w, count: w)
-            }
-            for p in 0..<w {
-                out[y * w + p] = sm[p] == 0 ? 0 : expf(outer[y * w + p] + mx[p]) * sm[p]
-            }
-        }
+        return (top, sum)
     }
 
     @inline(__always) static func withOptional<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
@@ -492,26 +516,82 @@ public struct SeparableGridTransport: Sendable {
         while j < count { m[j] = Swift.max(m[j], base[j] + shift); j += 1 }
     }
 
-    /// `sums[j] += exp(base[j] + shift − maxima[j]) · scale · weight[j] · factor[j]` (absent ones 1).
-    @inline(__always) static func accumulate(into sums: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>,
-                                             shift: Float, maxima: UnsafePointer<Float>, scale: Float,
-                                             weight: UnsafePointer<Float>?, factor: UnsafePointer<Float>?,
-                                             count: Int) {
-        let sv = SIMD8<Float>(repeating: shift), cv = SIMD8<Float>(repeating: scale)
+    /// `out[j] = exp(x[j] + shift) · (factor?[j] ?? 1)`.
+    @inline(__always) static func exponentials(of x: UnsafePointer<Float>, shift: Float, times factor: UnsafePointer<Float>?,
+                                               into out: UnsafeMutablePointer<Float>, count: Int) {
+        let sv = SIMD8<Float>(repeating: shift)
         var j = 0
         while j + 8 <= count {
-            var e = VectorMath.exp(VectorMath.load8(base + j) + sv - VectorMath.load8(maxima + j)) * cv
-            if let weight { e *= VectorMath.load8(weight + j) }
-            if let factor { e *= VectorMath.load8(factor + j) }
-            VectorMath.store8(VectorMath.load8(sums + j) + e, sums + j)
+            var v = VectorMath.exp(VectorMath.load8(x + j) + sv)
+            if let factor { v *= VectorMath.load8(factor + j) }
+            VectorMath.store8(v, out + j)
             j += 8
         }
-        while j < count {
-            var e = VectorMath.exp(base[j] + shift - maxima[j]) * scale
-            if let weight { e *= weight[j] }
-            if let factor { e *= factor[j] }
-            sums[j] += e
-            j += 1
+        while j < count { out[j] = VectorMath.exp(x[j] + shift) * (factor?[j] ?? 1); j += 1 }
+    }
+
+    /// `out[j] = exp(x[j] − minus[j]) · factor[j]`.
+    @inline(__always) static func exponentials(of x: UnsafePointer<Float>, minus: UnsafePointer<Float>,
+                                               times factor: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                               count: Int) {
+        var j = 0
+        while j + 8 <= count {
+            let v = VectorMath.exp(VectorMath.load8(x + j) - VectorMath.load8(minus + j)) * VectorMath.load8(factor + j)
+            VectorMath.store8(v, out + j)
+            j += 8
+        }
+        while j < count { out[j] = VectorMath.exp(x[j] - minus[j]) * factor[j]; j += 1 }
+    }
+
+    /// `y[j] += a · x[j]`.
+    @inline(__always) static func axpy(_ a: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                                       count: Int) {
+        let av = SIMD8<Float>(repeating: a)
+        var j = 0
+        while j + 8 <= count {
+            VectorMath.store8(VectorMath.load8(y + j) + av * VectorMath.load8(x + j), y + j)
+            j += 8
+        }
+        while j < count { y[j] += a * x[j]; j += 1 }
+    }
+
+    /// `y[j] += a · |x[j]|` (`a ≥ 0`).
+    @inline(__always) static func absoluteAxpy(_ a: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                                               count: Int) {
+        let av = SIMD8<Float>(repeating: a)
+        var j = 0
+        while j + 8 <= count {
+            let v = VectorMath.load8(x + j)
+            let magnitude = VectorMath.lanesMax(v, -v)
+            VectorMath.store8(VectorMath.load8(y + j) + av * magnitude, y + j)
+            j += 8
+        }
+        while j < count { y[j] += a * abs(x[j]); j += 1 }
+    }
+}
+
+/// One axis's kernel for the passes: `log = −Δ²/λ` (or a multiple), an optional weight `w`, and
+/// `product = exp(log) ⊙ w`, each `[side, side]` and symmetric.
+struct AxisKernel: Sendable {
+    let log: [Float]
+    let weight: [Float]?
+    let product: [Float]
+
+    init(log: [Float], weight: [Float]?) {
+        self.log = log
+        self.weight = weight
+        var product = log.map { VectorMath.exp($0) }
+        if let weight { for index in product.indices { product[index] *= weight[index] } }
+        self.product = product
+    }
+
+    func pointers<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?) -> R) -> R {
+        log.withUnsafeBufferPointer { log in
+            product.withUnsafeBufferPointer { product in
+                SeparableGridTransport.withOptional(weight) { weight in
+                    body(log.baseAddress!, product.baseAddress!, weight)
+                }
+            }
         }
     }
 }

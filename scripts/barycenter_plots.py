@@ -3,7 +3,8 @@
 
     python3 scripts/barycenter_plots.py accuracy BARYCENTER.json [OUT.svg]  # `jigsaw-train barycenter --gradient-accuracy --json`
                                                                          # or `jigsaw-train sort gradient-accuracy --json`
-    python3 scripts/barycenter_plots.py steps BENCH.jsonl [TORCH.jsonl] # `sinkhorn-bench barycenter_step`, bench/torch_barycenter.py
+    python3 scripts/barycenter_plots.py steps BENCH.jsonl [TORCH.jsonl ...] [--svg NAME.svg]
+                                                                        # `sinkhorn-bench barycenter_step`, bench/torch_barycenter.py
 
 `accuracy` writes docs/barycenter-gradient-accuracy.svg (Figure 5: histograms of the gradients'
 relative error, log scale, one panel per tau); `steps` writes docs/barycenter-step.svg (time and
@@ -15,8 +16,11 @@ import math
 import os
 import sys
 
-COLOURS = {"implicit": "#1b9e77", "unrolled": "#7570b3", "autograd": "#d95f02"}
-LABELS = {"implicit": "implicit (ours)", "unrolled": "unrolled (ours)", "autograd": "PyTorch autograd"}
+COLOURS = {"implicit": "#1b9e77", "unrolled": "#7570b3", "autograd": "#d95f02", "implicit_cg": "#66a61e",
+           "separable_implicit": "#e7298a", "separable_unrolled": "#a6761d", "autograd_separable": "#e6ab02"}
+LABELS = {"implicit": "implicit (ours)", "unrolled": "unrolled (ours)", "autograd": "PyTorch autograd",
+          "implicit_cg": "implicit, matrix-free (ours)", "separable_implicit": "separable implicit (ours)",
+          "separable_unrolled": "separable unrolled (ours)", "autograd_separable": "PyTorch autograd, separable"}
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
 
 
@@ -90,7 +94,7 @@ def accuracy(path, output="barycenter-gradient-accuracy.svg"):
         print(f"| {tau} | " + " | ".join(cells) + " |")
 
 
-def steps(paths):
+def steps(paths, target="barycenter-step.svg"):
     rows = []
     for path in paths:
         for line in open(path):
@@ -102,7 +106,7 @@ def steps(paths):
                 rows.append(row)
     sides = sorted({r["side"] for r in rows})
     taus = sorted({r["L"] for r in rows})
-    names = [b for b in ("implicit", "unrolled", "autograd") if any(r.get("backward") == b for r in rows)]
+    names = [b for b in LABELS if any(r.get("backward") == b for r in rows)]
     width, height = 2 * 300 * len(sides) + 40, 340
     out = svg_header(width, height, "One transport problem of the barycenter step: forward + backward, λ = 0.002")
     top, h, w = 50, 220, 240
@@ -145,7 +149,7 @@ def steps(paths):
                     out.append(f'<text x="{px(t):.1f}" y="{top + 14}" text-anchor="middle" fill="{COLOURS[name]}">✕</text>')
     legend(out, names, 70, top + 16)
     out.append("</svg>")
-    open(os.path.join(DOCS, "barycenter-step.svg"), "w").write("\n".join(out) + "\n")
+    open(os.path.join(DOCS, target), "w").write("\n".join(out) + "\n")
     print("| n | τ | " + " | ".join(f"{LABELS[b]} ms / MB" for b in names) + " |")
     print("|---|---|" + "---|" * len(names))
     for side in sides:
@@ -168,7 +172,14 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "accuracy":
         accuracy(sys.argv[2], *sys.argv[3:4])
     elif len(sys.argv) >= 3 and sys.argv[1] == "steps":
-        steps(sys.argv[2:])
+        arguments = sys.argv[2:]
+        if "--svg" in arguments:
+            index = arguments.index("--svg")
+            target = arguments[index + 1]
+            del arguments[index:index + 2]
+            steps(arguments, target)
+        else:
+            steps(arguments)
     else:
         sys.exit(__doc__)
 

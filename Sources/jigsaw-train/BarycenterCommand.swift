@@ -39,7 +39,7 @@ struct BarycenterCommand: CheckedCommand {
     @Option(name: .customLong("implicit-solver"),
             help: "The implicit backward's linear solve: dense (Cholesky, exact) or cg (matrix-free conjugate gradients to a relative residual of 1e-6; far faster at 64²). Default: dense with --kernel dense, cg with --kernel separable.")
     var implicitSolver: String?
-    @Option(help: "How each transport problem is computed: dense (the n × n cost and plan; sides up to 96) or separable (the kernel one axis at a time, O(n) memory and about 5× faster per iteration at 64²; sides up to 256; its implicit backward uses conjugate gradients unless --implicit-solver dense asks for the formed plan).")
+    @Option(help: "How each transport problem is computed: dense (the n × n cost and plan; sides up to 96) or separable (the kernel one axis at a time, O(n) memory and 15–70× faster per transport problem at 64²; sides up to 256; its implicit backward uses conjugate gradients unless --implicit-solver dense asks for the formed plan).")
     var kernel = "dense"
     @Option(help: "Mirror-descent steps per centroid.") var steps = 40
     @Option(help: "Initial mirror-descent step size η (halved when a step raises the energy, unless --no-backtracking).") var stepSize: Float = 20
